@@ -1,0 +1,114 @@
+package dev.awskms.keycloak;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.DisplayName;
+import org.junit.jupiter.api.Test;
+
+@DisplayName("The native bridge")
+class NativeBridgeTest {
+
+    /** docs/design.md: the codes whose failures may go away on a later identical call. */
+    private static final Set<NativeErrorCode> RETRYABLE = EnumSet.of(
+            NativeErrorCode.THROTTLED, NativeErrorCode.KMS_UNAVAILABLE, NativeErrorCode.TIMEOUT, NativeErrorCode.NETWORK);
+
+    @BeforeAll
+    static void loadLibrary() {
+        NativeLibraryLoader.ensureLoaded();
+    }
+
+    @Test
+    @DisplayName("resolves every native method the class declares")
+    void everyNativeResolves() {
+        Set<String> declared = Arrays.stream(NativeBridge.class.getDeclaredMethods())
+                .filter(m -> Modifier.isNative(m.getModifiers()))
+                .map(Method::getName)
+                .collect(Collectors.toCollection(TreeSet::new));
+        // A native added to NativeBridge must be added here, so that it is called below.
+        assertEquals(new TreeSet<>(List.of("version", "errorCodes", "describeSigningKey", "signingKeyHandle", "sign",
+                "panicForTesting", "failForTesting")), declared);
+
+        // An unbound native throws UnsatisfiedLinkError; a bound one returns or throws NativeException.
+        assertFalse(NativeBridge.version().isBlank(), "version is blank");
+        assertTrue(NativeBridge.errorCodes().length > 0, "no error codes");
+        assertThrows(NativeException.class, () -> NativeBridge.describeSigningKey("{}"));
+        assertThrows(NativeException.class, () -> NativeBridge.signingKeyHandle("{}"));
+        assertThrows(NativeException.class, () -> NativeBridge.sign(-1L, "SHA256withRSA", new byte[0]));
+        assertThrows(NativeException.class, NativeBridge::panicForTesting);
+        assertThrows(NativeException.class, () -> NativeBridge.failForTesting("INTERNAL"));
+    }
+
+    @Test
+    @DisplayName("maps every error code Rust can throw to a Java constant, and every constant is produced by Rust")
+    void errorCodesMatchInBothDirections() {
+        Set<String> rust = new TreeSet<>(Arrays.asList(NativeBridge.errorCodes()));
+        Set<String> java = Arrays.stream(NativeErrorCode.values()).map(Enum::name).collect(Collectors.toCollection(TreeSet::new));
+        assertEquals(java, rust, "Rust error codes and NativeErrorCode differ");
+        assertEquals(NativeBridge.errorCodes().length, rust.size(), "Rust lists a code twice");
+    }
+
+    @Test
+    @DisplayName("throws each error code with the retryable flag of the contract")
+    void failForTestingThrowsEachCode() {
+        for (String wireCode : NativeBridge.errorCodes()) {
+            NativeException e = assertThrows(NativeException.class, () -> NativeBridge.failForTesting(wireCode), wireCode);
+            assertEquals(wireCode, e.wireCode());
+            assertEquals(NativeErrorCode.fromWire(wireCode), e.code());
+            assertEquals(RETRYABLE.contains(e.code()), e.retryable(), wireCode + " retryable flag");
+            assertTrue(e.getMessage().startsWith(wireCode + ": "), e.getMessage());
+        }
+    }
+
+    @Test
+    @DisplayName("turns a Rust panic into a NativeException with code PANIC and keeps the JVM usable")
+    void panicBecomesAnException() {
+        NativeException e = assertThrows(NativeException.class, NativeBridge::panicForTesting);
+        assertEquals(NativeErrorCode.PANIC, e.code());
+        assertFalse(e.retryable());
+        // The library and the JVM still work after the panic.
+        assertNotNull(NativeBridge.version());
+        assertThrows(NativeException.class, NativeBridge::panicForTesting);
+        assertEquals(NativeErrorCode.KEY_NOT_FOUND,
+                assertThrows(NativeException.class, () -> NativeBridge.failForTesting("KEY_NOT_FOUND")).code());
+    }
+
+    @Test
+    @DisplayName("rejects malformed configuration JSON with INVALID_ARGUMENT")
+    void malformedJsonIsInvalidArgument() {
+        NativeException e = assertThrows(NativeException.class, () -> NativeBridge.signingKeyHandle("{not json"));
+        assertEquals(NativeErrorCode.INVALID_ARGUMENT, e.code());
+    }
+
+    @Test
+    @DisplayName("rejects an unknown signing handle with INVALID_HANDLE")
+    void unknownHandleIsInvalidHandle() {
+        NativeException e = assertThrows(NativeException.class,
+                () -> NativeBridge.sign(Long.MIN_VALUE + 12345, "SHA256withRSA", new byte[] {1}));
+        assertEquals(NativeErrorCode.INVALID_HANDLE, e.code());
+    }
+
+    @Test
+    @DisplayName("maps an error code it does not know to INTERNAL but keeps the wire code in the message")
+    void unknownWireCodeDoesNotCrash() {
+        NativeException e = new NativeException("SOMETHING_NEWER", true, "from a newer library");
+        assertEquals(NativeErrorCode.INTERNAL, e.code());
+        assertEquals("SOMETHING_NEWER", e.wireCode());
+        assertTrue(e.retryable());
+        assertEquals("SOMETHING_NEWER: from a newer library", e.getMessage());
+        assertEquals(NativeErrorCode.INTERNAL, new NativeException(null, false, null).code());
+    }
+}

@@ -1,0 +1,464 @@
+//! The `aws-kms` key provider's configuration, as Keycloak stores it in the component config and
+//! hands it over as a flat JSON object of strings. Every field is checked here so that a bad value
+//! is refused with a message that names the field.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::algorithm::{KeySpec, SigningAlgorithm};
+use crate::error::{Error, Result};
+use crate::public_key::PublicKeyInfo;
+
+/// A secret string whose `Debug` output never shows the value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(**********)")
+    }
+}
+
+/// How the provider obtains AWS credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credentials {
+    /// The ambient AWS chain: environment, web identity (IRSA), ECS/EKS container credentials,
+    /// EC2 instance metadata (IMDSv2). This is how an IAM service role is used.
+    Default,
+    /// A static access key pair stored (secret masked) in the component.
+    AccessKey {
+        access_key_id: String,
+        secret_access_key: Secret,
+    },
+}
+
+/// Where and as whom KMS is called: one KMS client is shared by every key with the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Connection {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub credentials: Credentials,
+}
+
+/// A configured `aws-kms` provider: the key to use and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// The key as the administrator named it: key id, key ARN, alias name or alias ARN.
+    pub key_id: String,
+    pub algorithm: SigningAlgorithm,
+    pub connection: Connection,
+}
+
+/// The public material validation stored with the component, needed to sign without asking KMS
+/// for anything but the signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key_arn: String,
+    pub public_key: PublicKeyInfo,
+}
+
+/// The JSON Keycloak sends: every component config value, all strings, unknown keys ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    kms_key_id: Option<String>,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    credentials_mode: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    algorithm: Option<String>,
+    key_arn: Option<String>,
+    key_spec: Option<String>,
+    public_key: Option<String>,
+}
+
+fn parse_raw(json: &str) -> Result<RawConfig> {
+    serde_json::from_str(json).map_err(|e| {
+        // serde's message names the position and the expected type, never the input itself.
+        Error::invalid_argument(format!(
+            "The provider configuration is not a JSON object of strings: {e}"
+        ))
+    })
+}
+
+/// A trimmed, non-empty value, or None.
+fn present(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl ProviderConfig {
+    pub fn from_json(json: &str) -> Result<Self> {
+        Self::from_raw(parse_raw(json)?)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Self> {
+        let key_id = present(raw.kms_key_id).ok_or_else(|| {
+            Error::invalid_configuration("'KMS key' is required: a key id, key ARN or alias")
+        })?;
+        let arn_region = parse_key_reference(&key_id)?;
+        let configured_region = present(raw.region);
+        if let Some(region) = &configured_region {
+            check_region(region)?;
+        }
+        let region = match (arn_region, configured_region) {
+            (Some(from_arn), Some(configured)) if from_arn != configured => {
+                return Err(Error::invalid_configuration(format!(
+                    "'KMS key' is an ARN in region {from_arn} but 'Region' is {configured}; \
+                     clear 'Region' or make them agree"
+                )))
+            }
+            (Some(from_arn), _) => from_arn,
+            (None, Some(configured)) => configured,
+            (None, None) => {
+                return Err(Error::invalid_configuration(
+                    "'Region' is required when 'KMS key' is not an ARN",
+                ))
+            }
+        };
+        let endpoint_url = present(raw.endpoint_url)
+            .map(|url| check_endpoint_url(&url).map(|()| url))
+            .transpose()?;
+        let credentials = match present(raw.credentials_mode).as_deref() {
+            None | Some("default") => Credentials::Default,
+            Some("access-key") => {
+                let access_key_id = present(raw.access_key_id).ok_or_else(|| {
+                    Error::invalid_configuration(
+                        "'Access key ID' is required with credentials mode access-key",
+                    )
+                })?;
+                check_access_key_id(&access_key_id)?;
+                let secret = present(raw.secret_access_key).ok_or_else(|| {
+                    Error::invalid_configuration(
+                        "'Secret access key' is required with credentials mode access-key",
+                    )
+                })?;
+                Credentials::AccessKey {
+                    access_key_id,
+                    secret_access_key: Secret::new(secret),
+                }
+            }
+            Some(other) => {
+                return Err(Error::invalid_configuration(format!(
+                    "'Credentials mode' must be default or access-key, not '{other}'"
+                )))
+            }
+        };
+        let algorithm = match present(raw.algorithm) {
+            Some(name) => SigningAlgorithm::from_jose(&name)?,
+            None => SigningAlgorithm::Rs256,
+        };
+        Ok(ProviderConfig {
+            key_id,
+            algorithm,
+            connection: Connection {
+                region,
+                endpoint_url,
+                credentials,
+            },
+        })
+    }
+}
+
+impl StoredKey {
+    /// Reads the public material that validation stored, together with the configuration.
+    pub fn from_json(json: &str) -> Result<(ProviderConfig, StoredKey)> {
+        let mut raw = parse_raw(json)?;
+        let stale = |what: &str| {
+            Error::invalid_configuration(format!(
+                "The provider has no valid stored {what}; save it again in the admin console so \
+                 that it is read from KMS"
+            ))
+        };
+        let key_arn = present(raw.key_arn.take()).ok_or_else(|| stale("key ARN"))?;
+        let stored_spec = present(raw.key_spec.take()).ok_or_else(|| stale("key spec"))?;
+        let encoded = present(raw.public_key.take()).ok_or_else(|| stale("public key"))?;
+        let public_key = PublicKeyInfo::from_base64(&encoded).map_err(|_| stale("public key"))?;
+        if KeySpec::from_kms(&stored_spec).ok() != Some(public_key.key_spec()) {
+            return Err(stale("key spec matching its public key"));
+        }
+        let config = ProviderConfig::from_raw(raw)?;
+        Ok((
+            config,
+            StoredKey {
+                key_arn,
+                public_key,
+            },
+        ))
+    }
+}
+
+/// Checks a KMS key reference and returns the region if it is an ARN.
+fn parse_key_reference(key_id: &str) -> Result<Option<String>> {
+    let invalid = |why: &str| {
+        Error::invalid_configuration(format!(
+            "'KMS key' {key_id:?} is not a key id, key ARN, alias name or alias ARN: {why}"
+        ))
+    };
+    if key_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains white space"));
+    }
+    if let Some(rest) = key_id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let [partition, service, region, account, resource] = parts[..] else {
+            return Err(invalid(
+                "an ARN has the form arn:aws:kms:REGION:ACCOUNT:key/ID",
+            ));
+        };
+        if !partition.starts_with("aws") {
+            return Err(invalid("the partition must be aws, aws-cn or aws-us-gov"));
+        }
+        if service != "kms" {
+            return Err(invalid("the service must be kms"));
+        }
+        check_region(region).map_err(|_| invalid("the region part is not a region name"))?;
+        if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("the account must be 12 digits"));
+        }
+        if let Some(id) = resource.strip_prefix("key/") {
+            check_key_id(id).map_err(|_| invalid("the key id is not a KMS key id"))?;
+        } else if resource.starts_with("alias/") {
+            check_alias(resource).map_err(|_| invalid("the alias name is not valid"))?;
+        } else {
+            return Err(invalid("the resource must be key/ID or alias/NAME"));
+        }
+        return Ok(Some(region.to_owned()));
+    }
+    if key_id.starts_with("alias/") {
+        check_alias(key_id).map_err(|_| {
+            invalid("alias names use letters, digits, '/', '_' and '-' after alias/")
+        })?;
+        return Ok(None);
+    }
+    check_key_id(key_id)
+        .map_err(|_| invalid("a key id looks like 1234abcd-12ab-34cd-56ef-1234567890ab"))?;
+    Ok(None)
+}
+
+/// A KMS key id: a UUID, or `mrk-` and 32 hex digits for multi-Region keys.
+fn check_key_id(id: &str) -> Result<()> {
+    let is_hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    let uuid = id.len() == 36
+        && id.split('-').map(str::len).eq([8, 4, 4, 4, 12])
+        && is_hex(&id.replace('-', ""));
+    let multi_region = id
+        .strip_prefix("mrk-")
+        .is_some_and(|hex| hex.len() == 32 && is_hex(hex));
+    if uuid || multi_region {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration("not a key id"))
+    }
+}
+
+fn check_alias(alias: &str) -> Result<()> {
+    let name = alias.strip_prefix("alias/").unwrap_or_default();
+    let valid = !name.is_empty()
+        && alias.len() <= 256
+        && !name.starts_with("aws/")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration("not an alias"))
+    }
+}
+
+/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+fn check_region(region: &str) -> Result<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let valid = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|p| !p.is_empty())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration(format!(
+            "'Region' {region:?} is not an AWS region name such as us-east-1"
+        )))
+    }
+}
+
+fn check_endpoint_url(url: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Error::invalid_configuration(format!(
+            "'Endpoint URL' must be an http(s) URL such as https://kms.eu-west-1.amazonaws.com: {why}"
+        ))
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("it must start with https:// or http://"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains white space"));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(invalid("it has no host"));
+    }
+    if authority.contains('@') {
+        // Credentials belong in the credential fields, where they are masked.
+        return Err(invalid("it must not contain user information"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(invalid("it must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+/// Access key ids are upper-case letters and digits, 16 to 128 characters (AKIA…, ASIA…).
+fn check_access_key_id(id: &str) -> Result<()> {
+    let valid = (16..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration(
+            "'Access key ID' is not an AWS access key id (16 to 128 upper-case letters and digits)",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn config(json: serde_json::Value) -> Result<ProviderConfig> {
+        ProviderConfig::from_json(&json.to_string())
+    }
+
+    #[test]
+    fn region_comes_from_the_arn_when_the_key_is_an_arn() {
+        let parsed = config(serde_json::json!({
+            "kmsKeyId": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        }))
+        .expect("valid");
+        assert_eq!(parsed.connection.region, "eu-west-1");
+        assert_eq!(parsed.connection.credentials, Credentials::Default);
+        assert_eq!(parsed.algorithm, SigningAlgorithm::Rs256);
+    }
+
+    #[test]
+    fn alias_names_and_key_ids_need_a_region() {
+        let error =
+            config(serde_json::json!({"kmsKeyId": "alias/signing"})).expect_err("no region");
+        assert_eq!(error.kind(), ErrorKind::InvalidConfiguration);
+        assert!(error.message().contains("'Region' is required"));
+        let parsed = config(serde_json::json!({
+            "kmsKeyId": "mrk-1234abcd12ab34cd56ef1234567890ab", "region": "us-gov-west-1",
+            "algorithm": "ES384"
+        }))
+        .expect("valid");
+        assert_eq!(parsed.connection.region, "us-gov-west-1");
+        assert_eq!(parsed.algorithm, SigningAlgorithm::Es384);
+    }
+
+    #[test]
+    fn malformed_key_references_are_refused_with_the_field_name() {
+        for bad in [
+            "arn:aws:kms:us-east-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:s3:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:us-east-1:111122223333:secret/x",
+            "arn:aws:kms:nowhere:111122223333:alias/x",
+            "alias/",
+            "alias/aws/kms",
+            "my key",
+            "1234",
+        ] {
+            let error =
+                config(serde_json::json!({"kmsKeyId": bad, "region": "us-east-1"})).expect_err(bad);
+            assert_eq!(error.kind(), ErrorKind::InvalidConfiguration, "{bad}");
+            assert!(
+                error.message().starts_with("'KMS key'"),
+                "{bad}: {}",
+                error.message()
+            );
+        }
+    }
+
+    #[test]
+    fn an_arn_region_that_contradicts_the_region_field_is_refused() {
+        let error = config(serde_json::json!({
+            "kmsKeyId": "arn:aws:kms:eu-west-1:111122223333:alias/signing", "region": "us-east-1"
+        }))
+        .expect_err("contradiction");
+        assert!(error.message().contains("eu-west-1") && error.message().contains("us-east-1"));
+    }
+
+    #[test]
+    fn access_key_mode_needs_both_parts_and_never_echoes_the_secret() {
+        let error = config(serde_json::json!({
+            "kmsKeyId": "alias/a", "region": "us-east-1", "credentialsMode": "access-key",
+            "accessKeyId": "AKIAEXAMPLE000000001"
+        }))
+        .expect_err("no secret");
+        assert!(error.message().contains("'Secret access key' is required"));
+        let parsed = config(serde_json::json!({
+            "kmsKeyId": "alias/a", "region": "us-east-1", "credentialsMode": "access-key",
+            "accessKeyId": "AKIAEXAMPLE000000001", "secretAccessKey": "very-secret-value"
+        }))
+        .expect("valid");
+        assert!(!format!("{parsed:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn endpoint_urls_must_be_plain_http_urls() {
+        for bad in [
+            "kms.local",
+            "ftp://x",
+            "https://",
+            "https://user:pw@host",
+            "http://h/?q=1",
+        ] {
+            let error = config(serde_json::json!({
+                "kmsKeyId": "alias/a", "region": "us-east-1", "endpointUrl": bad
+            }))
+            .expect_err(bad);
+            assert!(error.message().starts_with("'Endpoint URL'"), "{bad}");
+            assert!(!error.message().contains("pw@"));
+        }
+        let parsed = config(serde_json::json!({
+            "kmsKeyId": "alias/a", "region": "us-east-1", "endpointUrl": "http://127.0.0.1:4566"
+        }))
+        .expect("valid");
+        assert_eq!(
+            parsed.connection.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:4566")
+        );
+    }
+
+    #[test]
+    fn non_json_input_is_an_invalid_argument() {
+        let error = ProviderConfig::from_json("not json").expect_err("bad");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        let error = ProviderConfig::from_json(r#"{"kmsKeyId": 5}"#).expect_err("bad type");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn stored_material_must_be_present_and_consistent() {
+        let error = StoredKey::from_json(r#"{"kmsKeyId":"alias/a","region":"us-east-1"}"#)
+            .expect_err("nothing stored");
+        assert!(error.message().contains("save it again"));
+    }
+}

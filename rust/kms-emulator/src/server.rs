@@ -1,0 +1,358 @@
+//! The KMS port: accepting connections (and refusing them while "down"), and the pipeline every
+//! request runs through: route, count, fault, authenticate, authorize, execute.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+use crate::faults::{Effect, Faults};
+use crate::keys::KeyStore;
+use crate::operations;
+use crate::principal::Principals;
+use crate::protocol::{success_response, ErrorKind, KmsError, Operation};
+use crate::sigv4;
+use crate::stats::Stats;
+
+/// Largest request body accepted (KMS requests of the supported operations are a few KiB).
+const MAX_BODY_LEN: usize = 1024 * 1024;
+const TARGET_HEADER: &str = "x-amz-target";
+/// How long a control request waits for the KMS port to go down or come back up.
+const PORT_SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
+const REBIND_RETRY: Duration = Duration::from_millis(100);
+
+/// Everything the KMS port serves from.
+#[derive(Debug)]
+pub struct Kms {
+    pub store: KeyStore,
+    pub principals: Principals,
+    pub stats: Stats,
+    pub faults: Faults,
+    pub log_requests: bool,
+}
+
+/// Binds a listening socket with `SO_REUSEADDR`, so the port can be bound again after `down`.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Whether the KMS port is listening, as reported by its accept loop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortStatus {
+    Listening,
+    Closed,
+    BindFailed(String),
+}
+
+/// The switch of the `down` fault: the control API asks for the KMS port up or down and waits
+/// until the accept loop has done it.
+#[derive(Debug)]
+pub struct KmsPort {
+    addr: SocketAddr,
+    wanted_up: watch::Sender<bool>,
+    status: watch::Sender<PortStatus>,
+}
+
+impl KmsPort {
+    pub fn new(addr: SocketAddr) -> KmsPort {
+        KmsPort {
+            addr,
+            wanted_up: watch::Sender::new(true),
+            status: watch::Sender::new(PortStatus::Listening),
+        }
+    }
+
+    /// Closes (`up == false`) or reopens the KMS port and waits until that has happened.
+    pub async fn switch(&self, up: bool) -> Result<(), String> {
+        let mut status = self.status.subscribe();
+        self.wanted_up.send_replace(up);
+        let reached = tokio::time::timeout(
+            PORT_SWITCH_TIMEOUT,
+            status.wait_for(|status| match status {
+                PortStatus::Listening | PortStatus::BindFailed(_) => up,
+                PortStatus::Closed => !up,
+            }),
+        )
+        .await;
+        match reached {
+            Ok(Ok(status)) => match &*status {
+                PortStatus::BindFailed(err) => {
+                    Err(format!("could not listen on {} again: {err}", self.addr))
+                }
+                PortStatus::Listening | PortStatus::Closed => Ok(()),
+            },
+            Ok(Err(_)) => Err("the KMS port has shut down".to_owned()),
+            Err(_) => Err(format!(
+                "the KMS port did not switch {} within {PORT_SWITCH_TIMEOUT:?}",
+                if up { "up" } else { "down" }
+            )),
+        }
+    }
+}
+
+/// The accept loop of the KMS port. It closes the listener (and every open connection) when the
+/// port is switched down, and binds the same address again when it is switched back up.
+pub async fn serve_kms(
+    kms: Arc<Kms>,
+    port: Arc<KmsPort>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut listener = Some(listener);
+    let mut wanted_up = port.wanted_up.subscribe();
+    let connections_shutdown = shutdown.clone();
+    loop {
+        let up = *wanted_up.borrow_and_update();
+        match (&listener, up) {
+            (Some(_), false) => {
+                listener = None;
+                port.status.send_replace(PortStatus::Closed);
+                log(&kms, format_args!("KMS port {} is down", port.addr));
+            }
+            (None, true) => match bind(port.addr) {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    port.status.send_replace(PortStatus::Listening);
+                    log(&kms, format_args!("KMS port {} is up again", port.addr));
+                }
+                Err(err) => {
+                    port.status
+                        .send_replace(PortStatus::BindFailed(err.to_string()));
+                    tokio::select! {
+                        _ = wait_until(&mut shutdown, true) => return,
+                        _ = tokio::time::sleep(REBIND_RETRY) => {}
+                    }
+                    continue;
+                }
+            },
+            (Some(_), true) | (None, false) => {}
+        }
+        tokio::select! {
+            _ = wait_until(&mut shutdown, true) => return,
+            changed = wanted_up.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok(stream) => spawn_connection(&kms, &port, stream, &connections_shutdown),
+                Err(err) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    log(&kms, format_args!("accept failed: {err}"));
+                    tokio::time::sleep(REBIND_RETRY).await;
+                }
+            },
+        }
+    }
+}
+
+/// Resolves once the watched flag is `value` (or its sender is gone, which is shutdown).
+pub async fn wait_until(flag: &mut watch::Receiver<bool>, value: bool) {
+    // The guard `wait_for` returns is dropped here, before any other await.
+    let _ = flag.wait_for(|current| *current == value).await;
+}
+
+async fn accept(listener: Option<&TcpListener>) -> io::Result<TcpStream> {
+    match listener {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+fn spawn_connection(
+    kms: &Arc<Kms>,
+    port: &KmsPort,
+    stream: TcpStream,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let kms = Arc::clone(kms);
+    let mut wanted_up = port.wanted_up.subscribe();
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let service = service_fn(move |request| {
+            let kms = Arc::clone(&kms);
+            async move { handle(&kms, request).await }
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        // Dropping the connection closes the socket, also mid-request.
+        tokio::select! {
+            _ = connection => {}
+            _ = wait_until(&mut wanted_up, false) => {}
+            _ = wait_until(&mut shutdown, true) => {}
+        }
+    });
+}
+
+/// Returned by the request handler to make hyper close the connection without a response.
+#[derive(Debug)]
+pub struct ConnectionDropped;
+
+impl fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
+async fn handle(
+    kms: &Kms,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY_LEN).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            let err = KmsError::new(
+                ErrorKind::Validation,
+                format!("The request body is larger than {MAX_BODY_LEN} bytes."),
+            );
+            return Ok(err.to_response(&request_id));
+        }
+        // The client went away mid-request.
+        Err(_) => return Err(ConnectionDropped),
+    };
+
+    let operation = match route(&parts) {
+        Ok(operation) => operation,
+        Err(err) => {
+            log(
+                kms,
+                format_args!("{} {} -> {err}", parts.method, parts.uri.path()),
+            );
+            return Ok(err.to_response(&request_id));
+        }
+    };
+    kms.stats.record(operation);
+    let key = key_for_log(&body);
+
+    let decision = kms.faults.decide(operation);
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    match decision.effect {
+        Effect::Proceed => {}
+        Effect::Fail(err) => {
+            log(kms, format_args!("{operation} {key} -> fault {err}"));
+            return Ok(err.to_response(&request_id));
+        }
+        Effect::Drop => {
+            log(
+                kms,
+                format_args!("{operation} {key} -> fault: connection dropped"),
+            );
+            return Err(ConnectionDropped);
+        }
+        Effect::Hang(mut released) => {
+            log(kms, format_args!("{operation} {key} -> fault: hanging"));
+            // Either the faults change or the emulator shuts down; both end the hang.
+            let _ = released.changed().await;
+        }
+    }
+
+    match authorize_and_execute(kms, operation, &parts, &body).await {
+        Ok(response) => {
+            log(kms, format_args!("{operation} {key} -> ok"));
+            Ok(success_response(&request_id, response))
+        }
+        Err(err) => {
+            log(
+                kms,
+                format_args!("{operation} {key} -> {}", err.kind().type_name()),
+            );
+            Ok(err.to_response(&request_id))
+        }
+    }
+}
+
+/// KMS takes `POST /` with the operation in `X-Amz-Target`.
+fn route(parts: &Parts) -> Result<Operation, KmsError> {
+    if parts.method != Method::POST || parts.uri.path() != "/" {
+        return Err(KmsError::new(
+            ErrorKind::UnknownOperation,
+            "KMS operations are POST / with an X-Amz-Target header.",
+        ));
+    }
+    let target = parts
+        .headers
+        .get(TARGET_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    Operation::from_target(target).ok_or_else(|| {
+        KmsError::new(
+            ErrorKind::UnknownOperation,
+            format!(
+                "Unknown or unsupported operation '{}'.",
+                target.escape_debug()
+            ),
+        )
+    })
+}
+
+async fn authorize_and_execute(
+    kms: &Kms,
+    operation: Operation,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Bytes, KmsError> {
+    let principal = sigv4::authenticate(parts, body, &kms.principals, SystemTime::now())?;
+    if !principal.policy().allows(operation) {
+        return Err(KmsError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User with access key {} is not authorized to perform: kms:{operation} because no identity-based policy allows the kms:{operation} action",
+                principal.access_key_id()
+            ),
+        ));
+    }
+    operations::execute(&kms.store, operation, body).await
+}
+
+/// The key a request names, for the log: `KeyId`, else `AliasName`; printable and bounded.
+fn key_for_log(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Names {
+        key_id: Option<String>,
+        alias_name: Option<String>,
+    }
+    let name = serde_json::from_slice::<Names>(body)
+        .ok()
+        .and_then(|names| names.key_id.or(names.alias_name));
+    match name {
+        Some(name) => name
+            .chars()
+            .take(200)
+            .flat_map(char::escape_debug)
+            .collect(),
+        None => "-".to_owned(),
+    }
+}
+
+/// One line on stderr, unless request logging is off.
+pub fn log(kms: &Kms, line: fmt::Arguments<'_>) {
+    if kms.log_requests {
+        eprintln!("kms-emulator: {line}");
+    }
+}
