@@ -23,7 +23,10 @@ use jni::{jni_str, JavaVM};
 /// Only the JVM calls this, once per class loader that loads the library, with its own valid
 /// `JavaVM` pointer.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn JNI_OnLoad(vm: *mut jni::sys::JavaVM, _reserved: *mut c_void) -> jint {
+pub unsafe extern "system" fn JNI_OnLoad(
+    vm: *mut jni::sys::JavaVM,
+    _reserved: *mut c_void,
+) -> jint {
     if vm.is_null() {
         return JNI_ERR;
     }

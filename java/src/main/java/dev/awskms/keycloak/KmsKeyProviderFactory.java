@@ -255,7 +255,7 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
             } else {
                 LOG.debugf("aws-kms key provider %s: KMS key check failed with %s", model.getId(), e.getMessage());
             }
-            throw validationError(adminMessage(e, model), model, e);
+            throw validationError(adminMessage(e), model, e);
         } catch (NativeLibraryLoadException e) {
             LOG.error("aws-kms: the native library could not be loaded", e);
             throw validationError("The AWS KMS key provider is not usable on this server: its native library "
@@ -301,33 +301,25 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
         model.removeNote(KEY_NOTE);
     }
 
-    /** One sentence per error code; the switch has no default, so a new code is a compile error here. */
-    private static String adminMessage(NativeException e, ComponentModel model) {
-        String keyId = "'" + model.get(KMS_KEY_ID_KEY) + "'";
-        String region = model.get(REGION_KEY);
-        String where = region == null || region.isBlank() ? "in the region of its ARN" : "in region " + region;
-        String sentence = switch (e.code()) {
-            case INVALID_ARGUMENT -> "The configuration could not be passed to KMS";
-            case INVALID_CONFIGURATION -> "Invalid configuration";
-            case CREDENTIALS_UNAVAILABLE -> "No AWS credentials were found; with credentials mode 'default' the "
-                    + "Keycloak server needs an AWS identity (environment, web identity or instance role)";
-            case ACCESS_DENIED -> "Access denied by KMS for key " + keyId
-                    + "; check the credentials and that they allow kms:DescribeKey, kms:GetPublicKey and kms:Sign";
-            case KEY_NOT_FOUND -> "KMS key " + keyId + " was not found " + where;
-            case KEY_DISABLED -> "KMS key " + keyId + " is disabled";
-            case KEY_INVALID_STATE -> "KMS key " + keyId + " cannot be used in its current state";
-            case KEY_USAGE_MISMATCH -> "KMS key " + keyId + " is not a signing key (key usage must be SIGN_VERIFY)";
-            case KEY_SPEC_MISMATCH -> "KMS key " + keyId + " does not fit algorithm "
-                    + model.get(ALGORITHM_KEY, Algorithm.RS256);
-            case KMS_REJECTED -> "KMS rejected the request for key " + keyId;
-            case THROTTLED -> "KMS is throttling requests; try again later";
-            case KMS_UNAVAILABLE -> "KMS is unavailable " + where + "; try again later";
-            case TIMEOUT -> "KMS did not answer in time; check 'Region' and 'Endpoint URL', then try again";
-            case NETWORK -> "KMS could not be reached; check 'Region', 'Endpoint URL' and the network";
-            case INVALID_SIGNATURE -> "KMS returned a signature that does not match the key's public key";
-            case INVALID_HANDLE, INTERNAL, PANIC -> "Internal error in the AWS KMS key provider; see the server log";
+    /**
+     * The native message already names the key, the region and the cause in an administrator's
+     * words; this adds what to do about it, per code. The switch has no default, so a new code is a
+     * compile error here until it has its hint.
+     */
+    private static String adminMessage(NativeException e) {
+        String hint = switch (e.code()) {
+            case INVALID_CONFIGURATION, KEY_NOT_FOUND, KEY_DISABLED, KEY_INVALID_STATE, KEY_USAGE_MISMATCH,
+                    KEY_SPEC_MISMATCH, KMS_REJECTED, INVALID_SIGNATURE -> "";
+            case INVALID_ARGUMENT, INVALID_HANDLE, INTERNAL, PANIC -> " This is a bug in the AWS KMS key provider; "
+                    + "see the server log.";
+            case CREDENTIALS_UNAVAILABLE -> " With credentials mode 'default' the Keycloak server needs an AWS "
+                    + "identity (environment variables, web identity, container or instance role).";
+            case ACCESS_DENIED -> " Check the credentials: they need kms:DescribeKey, kms:GetPublicKey and kms:Sign "
+                    + "on the key.";
+            case THROTTLED, KMS_UNAVAILABLE -> " Try again shortly.";
+            case TIMEOUT, NETWORK -> " Check 'Region', 'Endpoint URL' and the network path to KMS.";
         };
-        return sentence + " (" + e.wireCode() + ": " + e.detail() + ")";
+        return e.detail() + "." + hint + " [" + e.wireCode() + "]";
     }
 
     /**

@@ -265,7 +265,7 @@ class KmsKeyProviderFactoryTest {
             ComponentValidationException e = assertThrows(ComponentValidationException.class,
                     () -> factory.validateConfiguration(null, null, model));
             String shown = shownToAdministrator(e);
-            assertTrue(shown.startsWith("KMS key 'alias/does-not-exist' was not found in region " + kms.region()), shown);
+            assertTrue(shown.startsWith("KMS key alias/does-not-exist was not found in region " + kms.region()), shown);
             assertTrue(shown.contains("KEY_NOT_FOUND"), shown);
             assertEquals(before, model.getConfig());
         }
@@ -279,7 +279,7 @@ class KmsKeyProviderFactoryTest {
             ComponentValidationException e = assertThrows(ComponentValidationException.class,
                     () -> factory.validateConfiguration(null, null, model));
             String shown = shownToAdministrator(e);
-            assertTrue(shown.startsWith("Access denied by KMS"), shown);
+            assertTrue(shown.contains("kms:DescribeKey"), shown);
             assertTrue(shown.contains("ACCESS_DENIED"), shown);
             assertFalse(shown.contains(wrongSecret), shown);
             assertFalse(e.getMessage().contains(wrongSecret), e.getMessage());

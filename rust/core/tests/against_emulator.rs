@@ -1,0 +1,358 @@
+//! The core against the project's KMS emulator, in-process on loopback: real HTTP, real SigV4,
+//! AWS's signing semantics, and faults injected through the emulator's control port.
+//! Signatures are checked again here over the *message* (not the digest the product sent), so
+//! a product that sent the wrong digest or message type could not pass.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use base64::Engine as _;
+use kms_emulator::{InitialKey, KeySpec};
+use kms_keycloak_core::config::ProviderConfig;
+use kms_keycloak_core::{signing, validation, ErrorKind};
+
+struct Fixture {
+    // Runs the emulator; the product uses its own runtime, as it does inside Keycloak.
+    runtime: tokio::runtime::Runtime,
+    emulator: kms_emulator::Emulator,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let keys = [
+            ("alias/rsa", KeySpec::Rsa2048),
+            ("alias/p256", KeySpec::EccNistP256),
+            ("alias/p384", KeySpec::EccNistP384),
+            ("alias/p521", KeySpec::EccNistP521),
+            ("alias/to-disable", KeySpec::EccNistP256),
+        ];
+        let config = kms_emulator::Config {
+            keys: keys
+                .iter()
+                .map(|(alias, spec)| InitialKey {
+                    alias: (*alias).to_owned(),
+                    spec: *spec,
+                })
+                .collect(),
+            log_requests: false,
+            ..kms_emulator::Config::default()
+        };
+        let emulator = runtime
+            .block_on(kms_emulator::start(config))
+            .expect("emulator starts");
+        Fixture { runtime, emulator }
+    }
+
+    fn config(&self, alias: &str, algorithm: &str, secret: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kmsKeyId": alias,
+            "region": self.emulator.region(),
+            "endpointUrl": self.emulator.kms_url(),
+            "credentialsMode": "access-key",
+            "accessKeyId": kms_emulator::DEFAULT_ACCESS_KEY_ID,
+            "secretAccessKey": secret,
+            "algorithm": algorithm,
+        })
+    }
+
+    /// Validates like a save does, then adds the stored material like Keycloak would.
+    fn saved(
+        &self,
+        alias: &str,
+        algorithm: &str,
+    ) -> (serde_json::Value, validation::KeyDescription) {
+        let mut config = self.config(alias, algorithm, kms_emulator::DEFAULT_SECRET_ACCESS_KEY);
+        let parsed = ProviderConfig::from_json(&config.to_string()).expect("valid config");
+        let description = validation::describe_signing_key(&parsed).expect("key validates");
+        config["keyArn"] = description.key_arn.clone().into();
+        config["keySpec"] = description.key_spec.clone().into();
+        config["publicKey"] = description.public_key.clone().into();
+        config["kid"] = description.kid.clone().into();
+        (config, description)
+    }
+
+    fn control(&self, method: &str, path: &str, body: &str) {
+        let authority = self
+            .emulator
+            .control_url()
+            .strip_prefix("http://")
+            .expect("http URL");
+        let mut stream = TcpStream::connect(authority).expect("control port");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        assert!(
+            response.starts_with("HTTP/1.1 2"),
+            "{method} {path}: {response}"
+        );
+    }
+
+    fn fault(&self, fault: serde_json::Value) {
+        self.control("PUT", "/faults", &fault.to_string());
+    }
+
+    fn clear_faults(&self) {
+        self.control("DELETE", "/faults", "");
+    }
+
+    fn disable(&self, arn: &str) {
+        let kms_url = self.emulator.kms_url().to_owned();
+        let region = self.emulator.region().to_owned();
+        let arn = arn.to_owned();
+        self.runtime.block_on(async move {
+            let credentials = aws_credential_types::Credentials::new(
+                kms_emulator::DEFAULT_ACCESS_KEY_ID,
+                kms_emulator::DEFAULT_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "test",
+            );
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region))
+                .endpoint_url(kms_url)
+                .credentials_provider(credentials)
+                .load()
+                .await;
+            aws_sdk_kms::Client::new(&sdk)
+                .disable_key()
+                .key_id(arn)
+                .send()
+                .await
+                .expect("DisableKey");
+        });
+    }
+}
+
+fn spki(description: &validation::KeyDescription) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(&description.public_key)
+        .expect("base64")
+}
+
+/// Verifies over the message, with a verifier that shares no state with the product.
+fn verifies(
+    algorithm: &'static dyn VerificationAlgorithm,
+    spki: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    UnparsedPublicKey::new(algorithm, spki)
+        .verify(message, signature)
+        .is_ok()
+}
+
+#[test]
+fn every_algorithm_signs_through_kms_and_verifies_over_the_message() {
+    let fixture = Fixture::start();
+    let cases: [(&str, &str, &str, &'static dyn VerificationAlgorithm); 9] = [
+        (
+            "alias/rsa",
+            "RS256",
+            "SHA256withRSA",
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+        ),
+        (
+            "alias/rsa",
+            "RS384",
+            "SHA384withRSA",
+            &signature::RSA_PKCS1_2048_8192_SHA384,
+        ),
+        (
+            "alias/rsa",
+            "RS512",
+            "SHA512withRSA",
+            &signature::RSA_PKCS1_2048_8192_SHA512,
+        ),
+        (
+            "alias/rsa",
+            "PS256",
+            "SHA256withRSAandMGF1",
+            &signature::RSA_PSS_2048_8192_SHA256,
+        ),
+        (
+            "alias/rsa",
+            "PS384",
+            "SHA384withRSAandMGF1",
+            &signature::RSA_PSS_2048_8192_SHA384,
+        ),
+        (
+            "alias/rsa",
+            "PS512",
+            "SHA512withRSAandMGF1",
+            &signature::RSA_PSS_2048_8192_SHA512,
+        ),
+        (
+            "alias/p256",
+            "ES256",
+            "SHA256withECDSA",
+            &signature::ECDSA_P256_SHA256_ASN1,
+        ),
+        (
+            "alias/p384",
+            "ES384",
+            "SHA384withECDSA",
+            &signature::ECDSA_P384_SHA384_ASN1,
+        ),
+        (
+            "alias/p521",
+            "ES512",
+            "SHA512withECDSA",
+            &signature::ECDSA_P521_SHA512_ASN1,
+        ),
+    ];
+    for (alias, jose, jca, verifier) in cases {
+        let (config, description) = fixture.saved(alias, jose);
+        let handle = signing::register(&config.to_string()).expect("registers");
+        let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+        let signature = signing::sign(handle, jca, message).expect(jca);
+        assert!(
+            verifies(verifier, &spki(&description), message, &signature),
+            "{jca}"
+        );
+        assert!(
+            !verifies(
+                verifier,
+                &spki(&description),
+                b"another message",
+                &signature
+            ),
+            "{jca}"
+        );
+    }
+}
+
+#[test]
+fn a_signing_input_larger_than_the_kms_raw_limit_is_signed() {
+    let fixture = Fixture::start();
+    let (config, description) = fixture.saved("alias/rsa", "RS256");
+    let handle = signing::register(&config.to_string()).expect("registers");
+    let message = vec![b'a'; 64 * 1024];
+    let signature = signing::sign(handle, "SHA256withRSA", &message).expect("signs");
+    assert!(verifies(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        &spki(&description),
+        &message,
+        &signature
+    ));
+}
+
+#[test]
+fn validation_resolves_the_alias_and_computes_keycloaks_kid() {
+    let fixture = Fixture::start();
+    let (_, description) = fixture.saved("alias/p256", "ES256");
+    assert_eq!(&description.key_arn, &fixture.emulator.keys()["alias/p256"]);
+    assert_eq!(description.key_spec, "ECC_NIST_P256");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki(&description));
+    assert_eq!(
+        description.kid,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    );
+}
+
+#[test]
+fn registering_the_same_stored_configuration_twice_gives_the_same_handle() {
+    let fixture = Fixture::start();
+    let (config, _) = fixture.saved("alias/p384", "ES384");
+    let first = signing::register(&config.to_string()).expect("registers");
+    assert_eq!(signing::register(&config.to_string()), Ok(first));
+}
+
+#[test]
+fn validation_refuses_keys_and_credentials_that_cannot_sign() {
+    let fixture = Fixture::start();
+    let refused = |config: serde_json::Value| {
+        let parsed = ProviderConfig::from_json(&config.to_string()).expect("well formed");
+        validation::describe_signing_key(&parsed).expect_err("refused")
+    };
+    let secret = kms_emulator::DEFAULT_SECRET_ACCESS_KEY;
+
+    let error = refused(fixture.config("alias/nothing-here", "RS256", secret));
+    assert_eq!(error.kind(), ErrorKind::KeyNotFound);
+    assert!(
+        error.message().contains("alias/nothing-here"),
+        "{}",
+        error.message()
+    );
+
+    let error = refused(fixture.config("alias/rsa", "ES256", secret));
+    assert_eq!(error.kind(), ErrorKind::KeySpecMismatch);
+
+    let wrong_secret = "not-the-secret-access-key-0000000000";
+    let error = refused(fixture.config("alias/rsa", "RS256", wrong_secret));
+    assert_eq!(error.kind(), ErrorKind::AccessDenied);
+    assert!(!error.message().contains(wrong_secret));
+
+    let (_, description) = fixture.saved("alias/to-disable", "ES256");
+    fixture.disable(&description.key_arn);
+    let error = refused(fixture.config("alias/to-disable", "ES256", secret));
+    assert_eq!(error.kind(), ErrorKind::KeyDisabled);
+}
+
+#[test]
+fn throttling_is_absorbed_by_retries_and_an_outage_fails_fast_then_recovers() {
+    let fixture = Fixture::start();
+    let (config, _) = fixture.saved("alias/p256", "ES256");
+    let handle = signing::register(&config.to_string()).expect("registers");
+
+    fixture.fault(serde_json::json!({"mode": "throttle", "operations": ["Sign"], "count": 2}));
+    assert!(signing::sign(handle, "SHA256withECDSA", b"m").is_ok());
+
+    fixture.fault(serde_json::json!({"mode": "down"}));
+    let error = signing::sign(handle, "SHA256withECDSA", b"m").expect_err("KMS is down");
+    assert_eq!(error.kind(), ErrorKind::Network, "{}", error.message());
+    assert!(error.is_transient());
+
+    fixture.clear_faults();
+    assert!(signing::sign(handle, "SHA256withECDSA", b"m").is_ok());
+}
+
+#[test]
+fn a_kms_that_never_answers_fails_the_signature_within_the_deadline() {
+    let fixture = Fixture::start();
+    let (config, _) = fixture.saved("alias/p256", "ES256");
+    let handle = signing::register(&config.to_string()).expect("registers");
+    fixture.fault(serde_json::json!({"mode": "hang", "operations": ["Sign"]}));
+    let started = Instant::now();
+    let error = signing::sign(handle, "SHA256withECDSA", b"m").expect_err("no answer");
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{}", error.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    fixture.clear_faults();
+}
+
+#[test]
+fn a_disabled_key_stops_signing_with_a_distinct_error() {
+    let fixture = Fixture::start();
+    let (config, description) = fixture.saved("alias/to-disable", "ES256");
+    let handle = signing::register(&config.to_string()).expect("registers");
+    fixture.disable(&description.key_arn);
+    let error = signing::sign(handle, "SHA256withECDSA", b"m").expect_err("disabled");
+    assert_eq!(error.kind(), ErrorKind::KeyDisabled);
+}
+
+#[test]
+fn an_algorithm_the_key_cannot_make_is_refused_before_calling_kms() {
+    let fixture = Fixture::start();
+    let (config, _) = fixture.saved("alias/p256", "ES256");
+    let handle = signing::register(&config.to_string()).expect("registers");
+    fixture.fault(serde_json::json!({"mode": "down"}));
+    let error = signing::sign(handle, "SHA384withECDSA", b"m").expect_err("mismatch");
+    assert_eq!(error.kind(), ErrorKind::KeySpecMismatch);
+    fixture.clear_faults();
+}
