@@ -65,3 +65,36 @@ def b64(data: bytes) -> str:
 def component_config(component: dict[str, Any]) -> dict[str, str]:
     """A component's config with single values (the REST API sends lists)."""
     return {key: values[0] if values else "" for key, values in component["config"].items()}
+
+
+STORED_KEY_FIELDS = ("keyArn", "keySpec", "publicKey", "kid")
+
+
+def stored_key_fields(component: dict[str, Any]) -> dict[str, str]:
+    """The config of an aws-kms component as GET /components returns it, which must include the
+    fields validation writes on save (docs/design.md)."""
+    config = component_config(component)
+    missing = [key for key in STORED_KEY_FIELDS if key not in config]
+    assert not missing, (
+        f"{missing} missing from the config of component {component.get('id')} as returned by "
+        f"GET /admin/realms/{{realm}}/components/{{id}} (keys returned: {sorted(config)}). "
+        "Keycloak's StripSecretsUtils drops config keys that the factory does not declare in "
+        "getConfigProperties()."
+    )
+    return config
+
+
+def key_entry(admin, realm: str, component_id: str) -> dict[str, Any]:
+    """The one entry of GET /admin/realms/{realm}/keys that this component provides."""
+    entries = [key for key in admin.keys(realm)["keys"] if key["providerId"] == component_id]
+    assert len(entries) == 1, f"expected one key from component {component_id}, got {entries}"
+    return entries[0]
+
+
+def save_component(admin, realm: str, component: dict[str, Any]) -> str:
+    """POSTs a component, asserts 201 and returns the new component's id."""
+    response = admin.create_component(realm, component)
+    assert response.status_code == 201, (
+        f"POST /admin/realms/{realm}/components: {response.status_code} {response.text[:2000]}"
+    )
+    return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]

@@ -17,7 +17,7 @@ from botocore.config import Config
 import harness
 import kms_jws
 import realms
-from checks import b64, component_config
+from checks import b64, key_entry, save_component, stored_key_fields
 
 REALM = "moto-crosscheck"
 # moto accepts any credentials.
@@ -97,19 +97,18 @@ def test_the_component_saved_against_moto_stores_what_moto_describes(
         priority=50,
         active=False,  # never sign with moto
     )
-    response = admin.create_component(REALM, component)
-    assert response.status_code == 201, f"{response.status_code} {response.text[:2000]}"
-    component_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-    config = component_config(admin.component(REALM, component_id).json())
+    component_id = save_component(admin, REALM, component)
 
+    # What Keycloak serves from the stored key...
+    entry = key_entry(admin, REALM, component_id)
+    assert entry["kid"] == kms_jws.kid_of_spki(public["PublicKey"])
+    assert entry["publicKey"] == b64(public["PublicKey"])
+    assert entry["status"] == "PASSIVE"
+
+    # ...and the stored fields themselves.
+    config = stored_key_fields(admin.component(REALM, component_id).json())
     # (moto's GetPublicKey returns the bare key id as KeyId where AWS returns the ARN.)
     assert config["keyArn"] == described["Arn"]
     assert config["keySpec"] == described["KeySpec"] == public["KeySpec"] == key_spec
     assert config["publicKey"] == b64(public["PublicKey"])
     assert config["kid"] == kms_jws.kid_of_spki(public["PublicKey"])
-
-    keys = admin.keys(REALM)
-    [entry] = [key for key in keys["keys"] if key["providerId"] == component_id]
-    assert entry["kid"] == config["kid"]
-    assert entry["publicKey"] == b64(public["PublicKey"])
-    assert entry["status"] == "PASSIVE"

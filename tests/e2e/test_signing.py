@@ -7,7 +7,7 @@ import pytest
 
 import kms_jws
 import realms
-from checks import assert_signed_by, b64, component_config, issue_tokens
+from checks import assert_signed_by, b64, issue_tokens, stored_key_fields
 
 
 def test_access_and_id_tokens_verify_against_the_kms_public_key_and_the_realm_jwks(
@@ -43,7 +43,7 @@ def test_each_signed_token_costs_exactly_one_kms_sign_call(keycloak, emulator, k
 
 
 def test_the_component_stores_the_key_arn_spec_public_key_and_kid_read_from_kms(admin, kms_realm):
-    config = component_config(admin.component(kms_realm.name, kms_realm.component_id).json())
+    config = stored_key_fields(admin.component(kms_realm.name, kms_realm.component_id).json())
 
     assert config["kmsKeyId"] == kms_realm.alias
     assert config["keyArn"] == kms_realm.key_arn, "the alias must be resolved to the key ARN on save"

@@ -8,7 +8,7 @@ import pytest
 
 import kms_jws
 import realms
-from checks import b64, component_config
+from checks import b64, key_entry, save_component, stored_key_fields
 from harness import create_kms_key
 
 REALM = "validation"
@@ -28,12 +28,6 @@ def aws_kms_components(admin) -> list[dict]:
         for component in admin.key_providers(REALM)
         if component["providerId"] == realms.AWS_KMS_PROVIDER_ID
     ]
-
-
-def save(admin, component: dict) -> str:
-    response = admin.create_component(REALM, component)
-    assert response.status_code == 201, f"{response.status_code} {response.text[:2000]}"
-    return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
 def assert_rejected(admin, component: dict, secret: str) -> str:
@@ -63,8 +57,12 @@ def test_key_fields_sent_by_the_client_are_ignored_and_recomputed_from_kms_on_sa
         emulator.access_key_id, emulator.secret_access_key, extra=forged, **INACTIVE,
     )
 
-    config = component_config(admin.component(REALM, save(admin, component)).json())
+    component_id = save_component(admin, REALM, component)
 
+    entry = key_entry(admin, REALM, component_id)
+    assert entry["publicKey"] == b64(spki)
+    assert entry["kid"] == kms_jws.kid_of_spki(spki)
+    config = stored_key_fields(admin.component(REALM, component_id).json())
     assert config["keyArn"] == key_arn
     assert config["keySpec"] == "ECC_NIST_P384"
     assert config["publicKey"] == b64(spki)
@@ -80,13 +78,16 @@ def test_changing_the_kms_key_of_a_saved_component_recomputes_the_stored_key_fie
         "rotated", "RS256", "alias/validation-first", emulator.kms_url,
         emulator.access_key_id, emulator.secret_access_key, **INACTIVE,
     )
-    component_id = save(admin, component)
+    component_id = save_component(admin, REALM, component)
     stored = admin.component(REALM, component_id).json()
 
     stored["config"]["kmsKeyId"] = ["alias/validation-second"]
     admin.checked("PUT", f"/{REALM}/components/{component_id}", 204, json=stored)
 
-    config = component_config(admin.component(REALM, component_id).json())
+    entry = key_entry(admin, REALM, component_id)
+    assert entry["publicKey"] == b64(second_spki)
+    assert entry["kid"] == kms_jws.kid_of_spki(second_spki)
+    config = stored_key_fields(admin.component(REALM, component_id).json())
     assert config["keyArn"] == second_arn
     assert config["keySpec"] == "RSA_3072"
     assert config["publicKey"] == b64(second_spki)
@@ -120,7 +121,7 @@ def test_saving_a_component_whose_algorithm_does_not_fit_the_key_spec_is_rejecte
 
 
 def test_saving_a_component_with_a_wrong_secret_access_key_is_rejected_without_echoing_it(
-    admin, kms, emulator, validation_realm
+    admin, kms, emulator, keycloak, validation_realm
 ):
     create_kms_key(kms, "RSA_2048", "alias/validation-credentials")
     wrong_secret = "wrong-" + secrets.token_urlsafe(24)
@@ -129,3 +130,4 @@ def test_saving_a_component_with_a_wrong_secret_access_key_is_rejected_without_e
         emulator.access_key_id, wrong_secret, **INACTIVE,
     )
     assert_rejected(admin, component, wrong_secret)
+    assert wrong_secret not in keycloak.log_text()

@@ -3,6 +3,9 @@
 //! Signatures are checked again here over the *message* (not the digest the product sent), so
 //! a product that sent the wrong digest or message type could not pass.
 
+// Test fixtures fail loudly by design.
+#![allow(clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

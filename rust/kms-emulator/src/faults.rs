@@ -284,7 +284,7 @@ mod tests {
     fn hung_requests_are_released_by_the_next_change() {
         let faults = Faults::default();
         faults.set(fault(r#"{"mode":"hang"}"#).expect("valid"));
-        let Effect::Hang(mut released) = faults.decide(Operation::Sign).effect else {
+        let Effect::Hang(released) = faults.decide(Operation::Sign).effect else {
             panic!("expected hang");
         };
         assert!(!released.has_changed().expect("sender alive"));

@@ -113,6 +113,10 @@ struct Inventory {
 }
 
 impl Inventory {
+    fn key(&self, id: &str) -> Option<&Key> {
+        self.keys.iter().find(|key| key.id == id)
+    }
+
     fn key_mut(&mut self, id: &str) -> Option<&mut Key> {
         self.keys.iter_mut().find(|key| key.id == id)
     }
@@ -170,13 +174,7 @@ impl KeyStore {
     /// The key named by `key_id` (key id, key ARN, alias name or alias ARN), in any state.
     pub fn describe(&self, key_id: &str) -> Result<Key, KmsError> {
         let inventory = self.inventory();
-        let id = self.resolve(&inventory, key_id)?;
-        inventory
-            .keys
-            .iter()
-            .find(|key| key.id == id)
-            .cloned()
-            .ok_or_else(|| self.key_not_found(&id))
+        self.resolve(&inventory, key_id).cloned()
     }
 
     /// The key named by `key_id` for a cryptographic operation: it must be `Enabled`.
@@ -245,7 +243,7 @@ impl KeyStore {
         change: impl FnOnce(&mut Key) -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
         let mut inventory = self.inventory();
-        let id = self.resolve(&inventory, key_id)?;
+        let id = self.resolve(&inventory, key_id)?.id.clone();
         let key = inventory
             .key_mut(&id)
             .ok_or_else(|| self.key_not_found(&id))?;
@@ -256,11 +254,10 @@ impl KeyStore {
         validate_alias_name(alias_name)?;
         let mut inventory = self.inventory();
         let target = self.resolve(&inventory, target_key_id)?;
-        if let Some(key) = inventory.key_mut(&target) {
-            if key.state == KeyState::PendingDeletion {
-                return Err(pending_deletion(key));
-            }
+        if target.state == KeyState::PendingDeletion {
+            return Err(pending_deletion(target));
         }
+        let target = target.id.clone();
         if inventory.aliases.contains_key(alias_name) {
             return Err(KmsError::new(
                 ErrorKind::AlreadyExists,
@@ -293,35 +290,22 @@ impl KeyStore {
         let current = inventory
             .aliases
             .get(alias_name)
-            .map(|alias| alias.target_key_id.clone())
+            .and_then(|alias| inventory.key(&alias.target_key_id))
             .ok_or_else(|| self.alias_not_found(alias_name))?;
-        let kind = |inventory: &Inventory, id: &str| {
-            inventory
-                .keys
-                .iter()
-                .find(|key| key.id == id)
-                .map(|key| (key.spec == KeySpec::SymmetricDefault, key.usage, key.state))
-        };
-        let (Some(old), Some(new)) = (kind(&inventory, &current), kind(&inventory, &target)) else {
-            return Err(self.key_not_found(&target));
-        };
-        if new.2 == KeyState::PendingDeletion {
-            return Err(KmsError::new(
-                ErrorKind::KmsInvalidState,
-                format!(
-                    "{} is pending deletion.",
-                    self.arn(&format!("key/{target}"))
-                ),
-            ));
+        if target.state == KeyState::PendingDeletion {
+            return Err(pending_deletion(target));
         }
-        if (old.0, old.1) != (new.0, new.1) {
+        let is_symmetric = |key: &Key| key.spec == KeySpec::SymmetricDefault;
+        if is_symmetric(current) != is_symmetric(target) || current.usage != target.usage {
             return Err(KmsError::new(
                 ErrorKind::Validation,
                 format!(
-                    "Alias {alias_name} must point to a key of the same type and key usage as its current key"
+                    "{alias_name} must point to a key of the same type (symmetric or asymmetric) \
+                     and key usage as its current key"
                 ),
             ));
         }
+        let target = target.id.clone();
         if let Some(alias) = inventory.aliases.get_mut(alias_name) {
             alias.target_key_id = target;
             alias.updated = Timestamp::now();
@@ -353,7 +337,7 @@ impl KeyStore {
             .aliases
             .range(marker.unwrap_or("").to_owned()..)
             .map(|(_, alias)| alias)
-            .filter(|alias| target.as_ref().is_none_or(|id| alias.target_key_id == *id));
+            .filter(|alias| target.is_none_or(|key| alias.target_key_id == key.id));
         let items: Vec<Alias> = matching.by_ref().take(limit).cloned().collect();
         let next_marker = matching.next().map(|alias| alias.name.clone());
         Ok(Page { items, next_marker })
@@ -378,8 +362,8 @@ impl KeyStore {
         Ok(Page { items, next_marker })
     }
 
-    /// Resolves any of the four `KeyId` forms to a key id that exists.
-    fn resolve(&self, inventory: &Inventory, key_id: &str) -> Result<String, KmsError> {
+    /// Resolves any of the four `KeyId` forms to the key.
+    fn resolve<'i>(&self, inventory: &'i Inventory, key_id: &str) -> Result<&'i Key, KmsError> {
         let id = match self.parse_key_ref(key_id)? {
             KeyRef::Key(id) => id,
             KeyRef::Alias(name) => inventory
@@ -388,11 +372,7 @@ impl KeyStore {
                 .map(|alias| alias.target_key_id.as_str())
                 .ok_or_else(|| self.alias_not_found(name))?,
         };
-        if inventory.keys.iter().any(|key| key.id == id) {
-            Ok(id.to_owned())
-        } else {
-            Err(self.key_not_found(id))
-        }
+        inventory.key(id).ok_or_else(|| self.key_not_found(id))
     }
 
     fn parse_key_ref<'a>(&self, key_id: &'a str) -> Result<KeyRef<'a>, KmsError> {

@@ -23,29 +23,32 @@ pub async fn execute(
     body: &[u8],
 ) -> Result<Bytes, KmsError> {
     match operation {
-        Operation::CreateKey => create_key(store, parse_request(body)?)
-            .await
-            .map(|r| json_bytes(&r)),
-        Operation::DescribeKey => describe_key(store, parse_request(body)?).map(|r| json_bytes(&r)),
-        Operation::GetPublicKey => {
-            get_public_key(store, parse_request(body)?).map(|r| json_bytes(&r))
-        }
-        Operation::Sign => sign(store, parse_request(body)?).map(|r| json_bytes(&r)),
-        Operation::Verify => verify(store, parse_request(body)?).map(|r| json_bytes(&r)),
-        Operation::CreateAlias => create_alias(store, parse_request(body)?).map(|()| Bytes::new()),
-        Operation::UpdateAlias => update_alias(store, parse_request(body)?).map(|()| Bytes::new()),
-        Operation::DeleteAlias => delete_alias(store, parse_request(body)?).map(|()| Bytes::new()),
-        Operation::ListAliases => list_aliases(store, parse_request(body)?).map(|r| json_bytes(&r)),
-        Operation::ListKeys => list_keys(store, parse_request(body)?).map(|r| json_bytes(&r)),
-        Operation::DisableKey => disable_key(store, parse_request(body)?).map(|()| Bytes::new()),
-        Operation::EnableKey => enable_key(store, parse_request(body)?).map(|()| Bytes::new()),
+        Operation::CreateKey => output(create_key(store, parse_request(body)?).await),
+        Operation::DescribeKey => output(describe_key(store, parse_request(body)?)),
+        Operation::GetPublicKey => output(get_public_key(store, parse_request(body)?)),
+        Operation::Sign => output(sign(store, parse_request(body)?)),
+        Operation::Verify => output(verify(store, parse_request(body)?)),
+        Operation::CreateAlias => no_output(create_alias(store, parse_request(body)?)),
+        Operation::UpdateAlias => no_output(update_alias(store, parse_request(body)?)),
+        Operation::DeleteAlias => no_output(delete_alias(store, parse_request(body)?)),
+        Operation::ListAliases => output(list_aliases(store, parse_request(body)?)),
+        Operation::ListKeys => output(list_keys(store, parse_request(body)?)),
+        Operation::DisableKey => no_output(disable_key(store, parse_request(body)?)),
+        Operation::EnableKey => no_output(enable_key(store, parse_request(body)?)),
         Operation::ScheduleKeyDeletion => {
-            schedule_key_deletion(store, parse_request(body)?).map(|r| json_bytes(&r))
+            output(schedule_key_deletion(store, parse_request(body)?))
         }
-        Operation::CancelKeyDeletion => {
-            cancel_key_deletion(store, parse_request(body)?).map(|r| json_bytes(&r))
-        }
+        Operation::CancelKeyDeletion => output(cancel_key_deletion(store, parse_request(body)?)),
     }
+}
+
+fn output(response: Result<impl Serialize, KmsError>) -> Result<Bytes, KmsError> {
+    response.map(|response| json_bytes(&response))
+}
+
+/// Operations without output answer with an empty body, as AWS does.
+fn no_output(response: Result<(), KmsError>) -> Result<Bytes, KmsError> {
+    response.map(|()| Bytes::new())
 }
 
 /// Creates a key and its alias at startup (`--create-key alias/NAME=KEYSPEC`): a `SIGN_VERIFY`

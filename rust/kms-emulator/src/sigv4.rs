@@ -97,12 +97,11 @@ pub fn authenticate<'p>(
         authorization.date,
         authorization.region,
         authorization.service,
-    );
+    )?;
     let provided = hex::decode(authorization.signature).map_err(|_| signature_mismatch())?;
-    let mut mac = hmac_sha256(&key);
-    mac.update(string_to_sign.as_bytes());
-    // Constant-time comparison.
-    mac.verify_slice(&provided)
+    // `verify_slice` compares in constant time.
+    hmac(&key, &string_to_sign)?
+        .verify_slice(&provided)
         .map_err(|_| signature_mismatch())?;
     Ok(principal)
 }
@@ -275,22 +274,21 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_owned())
 }
 
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let sign = |key: &[u8], data: &str| {
-        let mut mac = hmac_sha256(key);
-        mac.update(data.as_bytes());
-        mac.finalize().into_bytes().to_vec()
-    };
-    let date_key = sign(format!("AWS4{secret}").as_bytes(), date);
-    let region_key = sign(&date_key, region);
-    let service_key = sign(&region_key, service);
-    sign(&service_key, SCOPE_TERMINATOR)
+/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Result<Vec<u8>, KmsError> {
+    let mut key = format!("AWS4{secret}").into_bytes();
+    for part in [date, region, service, SCOPE_TERMINATOR] {
+        key = hmac(&key, part)?.finalize().into_bytes().to_vec();
+    }
+    Ok(key)
 }
 
-fn hmac_sha256(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length, so this cannot fail; a zero key would only make the
-    // signature check fail.
-    HmacSha256::new_from_slice(key).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
+fn hmac(key: &[u8], data: &str) -> Result<HmacSha256, KmsError> {
+    // HMAC accepts keys of every length, so this error cannot happen.
+    let mut mac = HmacSha256::new_from_slice(key)
+        .map_err(|err| KmsError::new(ErrorKind::Internal, format!("HMAC key rejected: {err}")))?;
+    mac.update(data.as_bytes());
+    Ok(mac)
 }
 
 /// `X-Amz-Date` must be `YYYYMMDDTHHMMSSZ`, on the credential scope's date, and within the
@@ -305,12 +303,7 @@ fn check_request_time(amz_date: &str, scope_date: &str, now: SystemTime) -> Resu
         )));
     }
     let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let skew = if request_time > now {
-        request_time - now
-    } else {
-        now - request_time
-    };
-    if skew > MAX_CLOCK_SKEW {
+    if request_time.abs_diff(now) > MAX_CLOCK_SKEW {
         return Err(invalid(format!(
             "Signature expired: {amz_date} is more than {} minutes from the server time.",
             MAX_CLOCK_SKEW.as_secs() / 60
@@ -390,7 +383,7 @@ mod tests {
     /// ListUsers on 2015-08-30.
     #[test]
     fn signing_key_and_canonical_request_match_the_aws_documentation_example() {
-        let key = signing_key(SECRET, "20150830", "us-east-1", "iam");
+        let key = signing_key(SECRET, "20150830", "us-east-1", "iam").expect("signing key");
         assert_eq!(
             hex::encode(&key),
             "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
@@ -482,9 +475,13 @@ mod tests {
             "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical.as_bytes()))
         );
-        let mut mac = hmac_sha256(&signing_key(secret, date, "us-east-1", "kms"));
-        mac.update(string_to_sign.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
+        let key = signing_key(secret, date, "us-east-1", "kms").expect("signing key");
+        let signature = hex::encode(
+            hmac(&key, &string_to_sign)
+                .expect("HMAC")
+                .finalize()
+                .into_bytes(),
+        );
         let header = format!(
             "{ALGORITHM} Credential=AKID/{scope}, SignedHeaders={}, Signature={signature}",
             signed.join(";")
@@ -506,7 +503,8 @@ mod tests {
     #[test]
     fn a_correctly_signed_request_authenticates_its_principal() {
         let parts = signed_request("secret", "20240102T030405Z", b"{}");
-        let principal = authenticate(&parts, b"{}", &principals(), at("20240102T030405Z"))
+        let principals = principals();
+        let principal = authenticate(&parts, b"{}", &principals, at("20240102T030405Z"))
             .expect("authenticated");
         assert_eq!(principal.access_key_id(), "AKID");
     }
