@@ -146,9 +146,11 @@ impl Fault {
 /// What to do with one request.
 #[derive(Debug)]
 pub struct Decision {
-    /// Wait this long before the effect.
+    /// Wait this long before the effect (cut short when the faults change).
     pub latency: Duration,
     pub effect: Effect,
+    /// The faults' generation when the decision was made; see [`Faults::changed_since`].
+    pub generation: u64,
 }
 
 #[derive(Debug)]
@@ -159,8 +161,8 @@ pub enum Effect {
     Fail(KmsError),
     /// Close the connection without an answer.
     Drop,
-    /// Wait until the receiver sees a change of the faults, then handle the request normally.
-    Hang(watch::Receiver<u64>),
+    /// Wait until the faults change, then handle the request normally.
+    Hang,
 }
 
 /// The fault in effect. Every change bumps a generation that hung requests wait on.
@@ -181,7 +183,9 @@ impl Default for Faults {
 
 impl Faults {
     pub fn set(&self, fault: Fault) {
-        *self.lock() = fault;
+        let mut current = self.lock();
+        *current = fault;
+        // Bumped under the lock, so a decision's generation always matches the fault it saw.
         self.generation.send_modify(|generation| *generation += 1);
     }
 
@@ -192,10 +196,12 @@ impl Faults {
     /// Decides the fate of one request, counting it against the fault's `count`.
     pub fn decide(&self, operation: Operation) -> Decision {
         let mut fault = self.lock();
+        let generation = *self.generation.borrow();
         if fault.is_noop() || !fault.matches(operation) {
             return Decision {
                 latency: Duration::ZERO,
                 effect: Effect::Proceed,
+                generation,
             };
         }
         if let Some(remaining) = fault.remaining.as_mut() {
@@ -212,12 +218,20 @@ impl Faults {
             )),
             // A request that slipped in while the port was going down is cut off too.
             FaultMode::Drop | FaultMode::Down => Effect::Drop,
-            FaultMode::Hang => Effect::Hang(self.generation.subscribe()),
+            FaultMode::Hang => Effect::Hang,
         };
         Decision {
             latency: fault.latency,
             effect,
+            generation,
         }
+    }
+
+    /// Resolves once the faults have been set or cleared after `generation`.
+    pub async fn changed_since(&self, generation: u64) {
+        let mut changes = self.generation.subscribe();
+        // Dropping the guard `wait_for` returns right away; the sender lives as long as `self`.
+        let _ = changes.wait_for(|current| *current != generation).await;
     }
 
     fn lock(&self) -> MutexGuard<'_, Fault> {
@@ -240,7 +254,7 @@ mod tests {
     fn failure(faults: &Faults) -> Option<ErrorKind> {
         match faults.decide(Operation::Sign).effect {
             Effect::Fail(err) => Some(err.kind()),
-            Effect::Proceed | Effect::Drop | Effect::Hang(_) => None,
+            Effect::Proceed | Effect::Drop | Effect::Hang => None,
         }
     }
 
@@ -280,16 +294,20 @@ mod tests {
         assert_eq!(failure(&faults), Some(ErrorKind::ServiceUnavailable));
     }
 
-    #[test]
-    fn hung_requests_are_released_by_the_next_change() {
+    #[tokio::test]
+    async fn hung_requests_are_released_by_the_next_change() {
         let faults = Faults::default();
         faults.set(fault(r#"{"mode":"hang"}"#).expect("valid"));
-        let Effect::Hang(released) = faults.decide(Operation::Sign).effect else {
-            panic!("expected hang");
-        };
-        assert!(!released.has_changed().expect("sender alive"));
+        let decision = faults.decide(Operation::Sign);
+        assert!(matches!(decision.effect, Effect::Hang));
+        let wait = Duration::from_millis(50);
+        let still_hanging =
+            tokio::time::timeout(wait, faults.changed_since(decision.generation)).await;
+        assert!(still_hanging.is_err());
         faults.set(Fault::none());
-        assert!(released.has_changed().expect("sender alive"));
+        tokio::time::timeout(wait, faults.changed_since(decision.generation))
+            .await
+            .expect("released");
     }
 
     #[test]

@@ -515,9 +515,10 @@ fn list_aliases(store: &KeyStore, request: ListRequest) -> Result<ListAliasesRes
 // ---------------------------------------------------------------------------------------------
 // Signing
 
+/// The request of `Sign`, and of `Verify` (which adds `Signature`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct SignRequest {
+struct SigningRequest {
     key_id: Option<String>,
     message: Option<Blob>,
     message_type: Option<String>,
@@ -551,7 +552,7 @@ struct SigningInput {
 
 /// Validation shared by `Sign` and `Verify`, in AWS's order: request shape, key (exists, state),
 /// key usage and algorithm, then the message against the algorithm's digest length.
-fn signing_input(store: &KeyStore, request: &SignRequest) -> Result<SigningInput, KmsError> {
+fn signing_input(store: &KeyStore, request: &SigningRequest) -> Result<SigningInput, KmsError> {
     let key_id = required("keyId", request.key_id.as_deref())?;
     let message = &required("message", request.message.as_ref())?.0;
     if message.is_empty() || message.len() > MAX_MESSAGE_LEN {
@@ -614,7 +615,7 @@ fn signing_input(store: &KeyStore, request: &SignRequest) -> Result<SigningInput
     })
 }
 
-fn dry_run(request: &SignRequest) -> Result<(), KmsError> {
+fn dry_run(request: &SigningRequest) -> Result<(), KmsError> {
     if request.dry_run == Some(true) {
         Err(KmsError::new(
             ErrorKind::DryRunOperation,
@@ -633,7 +634,7 @@ struct SignResponse {
     signing_algorithm: &'static str,
 }
 
-fn sign(store: &KeyStore, request: SignRequest) -> Result<SignResponse, KmsError> {
+fn sign(store: &KeyStore, request: SigningRequest) -> Result<SignResponse, KmsError> {
     let input = signing_input(store, &request)?;
     dry_run(&request)?;
     let signature = input
@@ -656,7 +657,7 @@ struct VerifyResponse {
     signing_algorithm: &'static str,
 }
 
-fn verify(store: &KeyStore, request: SignRequest) -> Result<VerifyResponse, KmsError> {
+fn verify(store: &KeyStore, request: SigningRequest) -> Result<VerifyResponse, KmsError> {
     let signature = &required("signature", request.signature.as_ref())?.0;
     if signature.is_empty() || signature.len() > MAX_SIGNATURE_LEN {
         return Err(KmsError::validation(

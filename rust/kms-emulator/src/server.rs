@@ -249,7 +249,10 @@ async fn handle(
 
     let decision = kms.faults.decide(operation);
     if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
+        tokio::select! {
+            () = tokio::time::sleep(decision.latency) => {}
+            () = kms.faults.changed_since(decision.generation) => {}
+        }
     }
     match decision.effect {
         Effect::Proceed => {}
@@ -264,10 +267,9 @@ async fn handle(
             );
             return Err(ConnectionDropped);
         }
-        Effect::Hang(mut released) => {
+        Effect::Hang => {
             log(kms, format_args!("{operation} {key} -> fault: hanging"));
-            // Either the faults change or the emulator shuts down; both end the hang.
-            let _ = released.changed().await;
+            kms.faults.changed_since(decision.generation).await;
         }
     }
 

@@ -150,7 +150,13 @@ async fn hang_never_answers_until_the_faults_are_cleared() {
     let emulator = start().await;
     let client = client(&emulator);
     let key = create_key(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
-    set_fault(&emulator, r#"{"mode":"hang","operations":["Sign"]}"#).await;
+    // With a latency longer than any client waits, as the end-to-end tests use it: clearing
+    // the faults releases the request from the latency too.
+    set_fault(
+        &emulator,
+        r#"{"mode":"hang","latencyMs":60000,"operations":["Sign"]}"#,
+    )
+    .await;
 
     let impatient = client_with(
         &emulator,

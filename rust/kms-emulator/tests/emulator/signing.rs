@@ -316,6 +316,36 @@ async fn messages_and_digests_of_the_wrong_length_are_validation_errors() {
 }
 
 #[tokio::test]
+async fn a_dry_run_checks_the_request_but_does_not_sign() {
+    let emulator = start().await;
+    let client = client(&emulator);
+    let key = create_key(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let dry_run = |algorithm: SigningAlgorithmSpec| {
+        client
+            .sign()
+            .key_id(&key)
+            .signing_algorithm(algorithm)
+            .message(Blob::new(MESSAGE))
+            .dry_run(true)
+            .send()
+    };
+    let err = dry_run(SigningAlgorithmSpec::EcdsaSha256)
+        .await
+        .expect_err("dry run");
+    assert!(matches!(
+        err.into_service_error(),
+        SignError::DryRunOperationException(_)
+    ));
+    let err = dry_run(SigningAlgorithmSpec::EcdsaSha512)
+        .await
+        .expect_err("wrong algorithm");
+    assert!(matches!(
+        err.into_service_error(),
+        SignError::InvalidKeyUsageException(_)
+    ));
+}
+
+#[tokio::test]
 async fn verify_accepts_good_signatures_and_rejects_bad_ones() {
     let emulator = start().await;
     let client = client(&emulator);
