@@ -14,7 +14,7 @@ pom_keycloak="$(sed -n 's:.*<keycloak.version>\(.*\)</keycloak.version>.*:\1:p' 
 say "cargo build --release -p keycloak-aws-kms-jni -p kms-emulator"
 cargo build --release -p keycloak-aws-kms-jni -p kms-emulator
 say "mvn package (provider JAR)"
-mvn -q -B -f java/pom.xml -DskipTests package
+mvn -q -B -Dstyle.color=never -f java/pom.xml -DskipTests package
 jar="$(provider_jar)" || die "expected exactly one java/target/keycloak-aws-kms-*.jar after mvn package"
 native=META-INF/native/linux-x86_64/libkeycloak_aws_kms.so
 python3 - "$jar" "$native" <<'PY' || die "$jar has no ELF shared library at $native"

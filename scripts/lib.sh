@@ -59,7 +59,7 @@ find_keycloak_java_home() {
     return 1
 }
 
-# Prints the provider JAR built by `mvn package` (not -sources/-javadoc/original-), or fails.
+# Prints the provider JAR built by `mvn package` (not a -sources/-javadoc/-tests JAR), or fails.
 provider_jar() {
     local jar found=()
     for jar in "$AWSKMS_ROOT"/java/target/keycloak-aws-kms-*.jar; do

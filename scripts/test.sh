@@ -27,7 +27,7 @@ stage_fmt() { cargo fmt --all --check; }
 stage_clippy() { cargo clippy --release --workspace --all-targets -- -D warnings; }
 stage_cargo-test() { cargo test --release --workspace; }
 stage_build() { bash scripts/build.sh; }
-stage_java() { mvn -B --no-transfer-progress -f java/pom.xml verify; }
+stage_java() { mvn -B --no-transfer-progress -Dstyle.color=never -f java/pom.xml verify; }
 stage_e2e() {
     # Stage functions run in an `if`, where `set -e` does not apply: chain explicitly.
     [ -f "$AWSKMS_SETUP_ENV" ] || return 1
@@ -54,7 +54,8 @@ for stage in "${stages[@]}"; do
         summary+=("$line")
         printf '\n=== summary ===\n'
         printf '%s\n' "${summary[@]}"
-        die "stage '$stage' failed (exit $status); later stages were not run"
+        [ "$stage" = "${stages[-1]}" ] || die "stage '$stage' failed (exit $status); later stages were not run"
+        die "stage '$stage' failed (exit $status)"
     fi
 done
 printf '\n=== summary ===\n'

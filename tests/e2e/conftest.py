@@ -76,6 +76,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _summary:
+        terminalreporter.write_line(line)
+
+
+# Lines for the end of the run (Keycloak startup time, log locations).
+_summary: list[str] = []
+
+
 # --- processes --------------------------------------------------------------------------------
 
 
@@ -94,6 +103,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         secret_access_key="e2e-secret-" + secrets.token_urlsafe(24),
     )
     _running["emulator"] = started
+    _summary.append(f"kms-emulator log: {started.log_path}")
     yield started
     _running.pop("emulator", None)
     started.stop()
@@ -118,7 +128,10 @@ def keycloak(
         workdir,
         [jar],
     )
-    print(f"\nKeycloak ready in {started.startup_seconds:.0f}s; log: {started.log_path}")
+    _summary.append(
+        f"Keycloak {setup_env['KEYCLOAK_VERSION']} (JAVA_HOME {setup_env['KEYCLOAK_JAVA_HOME']}) "
+        f"was ready in {started.startup_seconds:.0f}s; log: {started.log_path}"
+    )
     _running["keycloak"] = started
     yield started
     _running.pop("keycloak", None)

@@ -41,7 +41,23 @@ pub enum Credentials {
         access_key_id: String,
         secret_access_key: Secret,
     },
+    /// An IAM role assumed through STS, on top of the ambient chain or of a static key pair.
+    AssumeRole(AssumeRole),
 }
+
+/// What `sts:AssumeRole` is called with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<Secret>,
+    pub session_name: String,
+    pub sts_endpoint_url: Option<String>,
+    /// The identity that assumes the role: [`Credentials::Default`] or [`Credentials::AccessKey`].
+    pub base: Box<Credentials>,
+}
+
+/// The session name STS records (and CloudTrail shows) when none is configured.
+pub const DEFAULT_ROLE_SESSION_NAME: &str = "keycloak-aws-kms";
 
 /// Where and as whom KMS is called: one KMS client is shared by every key with the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,6 +74,10 @@ pub struct ProviderConfig {
     pub key_id: String,
     pub algorithm: SigningAlgorithm,
     pub connection: Connection,
+    /// A PEM certificate the administrator uploaded for the key, if any.
+    pub certificate: Option<String>,
+    /// The common name of a certificate minted for the key (Keycloak passes the realm name).
+    pub certificate_subject: String,
 }
 
 /// The public material validation stored with the component, needed to sign without asking KMS
@@ -78,7 +98,13 @@ struct RawConfig {
     credentials_mode: Option<String>,
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    role_session_name: Option<String>,
+    sts_endpoint_url: Option<String>,
     algorithm: Option<String>,
+    certificate: Option<String>,
+    certificate_subject: Option<String>,
     key_arn: Option<String>,
     key_spec: Option<String>,
     public_key: Option<String>,
@@ -128,30 +154,44 @@ impl ProviderConfig {
             }
         };
         let endpoint_url = present(raw.endpoint_url)
-            .map(|url| check_endpoint_url(&url).map(|()| url))
+            .map(|url| check_url("Endpoint URL", &url).map(|()| url))
             .transpose()?;
+        let static_key = static_access_key(raw.access_key_id, raw.secret_access_key)?;
         let credentials = match present(raw.credentials_mode).as_deref() {
             None | Some("default") => Credentials::Default,
-            Some("access-key") => {
-                let access_key_id = present(raw.access_key_id).ok_or_else(|| {
+            Some("access-key") => static_key.ok_or_else(|| {
+                Error::invalid_configuration(
+                    "'Access key ID' and 'Secret access key' are required with credentials mode \
+                     access-key",
+                )
+            })?,
+            Some("assume-role") => {
+                let role_arn = present(raw.role_arn).ok_or_else(|| {
                     Error::invalid_configuration(
-                        "'Access key ID' is required with credentials mode access-key",
+                        "'Role ARN' is required with credentials mode assume-role",
                     )
                 })?;
-                check_access_key_id(&access_key_id)?;
-                let secret = present(raw.secret_access_key).ok_or_else(|| {
-                    Error::invalid_configuration(
-                        "'Secret access key' is required with credentials mode access-key",
-                    )
-                })?;
-                Credentials::AccessKey {
-                    access_key_id,
-                    secret_access_key: Secret::new(secret),
-                }
+                check_role_arn(&role_arn)?;
+                let external_id = present(raw.external_id)
+                    .map(|id| check_external_id(&id).map(|()| Secret::new(id)))
+                    .transpose()?;
+                let session_name = present(raw.role_session_name)
+                    .unwrap_or_else(|| DEFAULT_ROLE_SESSION_NAME.to_owned());
+                check_session_name(&session_name)?;
+                let sts_endpoint_url = present(raw.sts_endpoint_url)
+                    .map(|url| check_url("STS endpoint URL", &url).map(|()| url))
+                    .transpose()?;
+                Credentials::AssumeRole(AssumeRole {
+                    role_arn,
+                    external_id,
+                    session_name,
+                    sts_endpoint_url,
+                    base: Box::new(static_key.unwrap_or(Credentials::Default)),
+                })
             }
             Some(other) => {
                 return Err(Error::invalid_configuration(format!(
-                    "'Credentials mode' must be default or access-key, not '{other}'"
+                    "'Credentials mode' must be default, access-key or assume-role, not '{other}'"
                 )))
             }
         };
@@ -167,6 +207,9 @@ impl ProviderConfig {
                 endpoint_url,
                 credentials,
             },
+            certificate: present(raw.certificate),
+            certificate_subject: present(raw.certificate_subject)
+                .unwrap_or_else(|| DEFAULT_ROLE_SESSION_NAME.to_owned()),
         })
     }
 }
@@ -296,10 +339,82 @@ fn check_region(region: &str) -> Result<()> {
     }
 }
 
-fn check_endpoint_url(url: &str) -> Result<()> {
+/// Both halves of a static key pair, or neither.
+fn static_access_key(id: Option<String>, secret: Option<String>) -> Result<Option<Credentials>> {
+    match (present(id), present(secret)) {
+        (None, None) => Ok(None),
+        (Some(access_key_id), Some(secret)) => {
+            check_access_key_id(&access_key_id)?;
+            Ok(Some(Credentials::AccessKey {
+                access_key_id,
+                secret_access_key: Secret::new(secret),
+            }))
+        }
+        (Some(_), None) => Err(Error::invalid_configuration(
+            "'Secret access key' is required when 'Access key ID' is set",
+        )),
+        (None, Some(_)) => Err(Error::invalid_configuration(
+            "'Access key ID' is required when 'Secret access key' is set",
+        )),
+    }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+fn check_role_arn(arn: &str) -> Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = matches!(
+        parts[..],
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|name| {
+                    !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+                })
+    );
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration(format!(
+            "'Role ARN' {arn:?} is not an IAM role ARN such as arn:aws:iam::111122223333:role/keycloak-signer"
+        )))
+    }
+}
+
+fn check_external_id(id: &str) -> Result<()> {
+    let valid = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        // The value is a shared secret of sorts: do not echo it.
+        Err(Error::invalid_configuration(
+            "'External ID' must be 2 to 1224 letters, digits or +=,.@:/-_",
+        ))
+    }
+}
+
+fn check_session_name(name: &str) -> Result<()> {
+    let valid = (2..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid_configuration(format!(
+            "'Role session name' {name:?} must be 2 to 64 letters, digits or +=,.@-_"
+        )))
+    }
+}
+
+fn check_url(field: &str, url: &str) -> Result<()> {
     let invalid = |why: &str| {
         Error::invalid_configuration(format!(
-            "'Endpoint URL' must be an http(s) URL such as https://kms.eu-west-1.amazonaws.com: {why}"
+            "'{field}' must be an http(s) URL such as https://kms.eu-west-1.amazonaws.com: {why}"
         ))
     };
     let rest = url

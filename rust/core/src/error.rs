@@ -39,6 +39,10 @@ pub enum ErrorKind {
     Network,
     /// KMS returned a signature that does not verify against the stored public key.
     InvalidSignature,
+    /// The uploaded certificate does not parse, or is not valid now.
+    InvalidCertificate,
+    /// The uploaded certificate is for another key than the KMS key.
+    CertificateMismatch,
     /// The handle does not name a registered signing key.
     InvalidHandle,
     /// A bug in this library.
@@ -47,7 +51,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for exhaustive cross-language checks.
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidConfiguration,
         ErrorKind::CredentialsUnavailable,
@@ -63,6 +67,8 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::Network,
         ErrorKind::InvalidSignature,
+        ErrorKind::InvalidCertificate,
+        ErrorKind::CertificateMismatch,
         ErrorKind::InvalidHandle,
         ErrorKind::Internal,
     ];
@@ -85,6 +91,8 @@ impl ErrorKind {
             | ErrorKind::KeySpecMismatch
             | ErrorKind::KmsRejected
             | ErrorKind::InvalidSignature
+            | ErrorKind::InvalidCertificate
+            | ErrorKind::CertificateMismatch
             | ErrorKind::InvalidHandle
             | ErrorKind::Internal => false,
         }

@@ -17,7 +17,7 @@ use once_cell::sync::Lazy;
 use tokio::sync::Mutex;
 
 use crate::algorithm::SigningAlgorithm;
-use crate::config::{Connection, Credentials};
+use crate::config::{Connection, Credentials, Secret};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Time limits for KMS calls. A Keycloak token request waits for one `Sign`, so these bound how
@@ -61,32 +61,64 @@ pub(crate) async fn client(connection: &Connection) -> aws_sdk_kms::Client {
 }
 
 async fn build_client(connection: &Connection, timeouts: Timeouts) -> aws_sdk_kms::Client {
+    let mut loader = base_loader(&connection.region, timeouts);
+    if let Some(url) = &connection.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    match &connection.credentials {
+        Credentials::Default => {}
+        Credentials::AccessKey {
+            access_key_id,
+            secret_access_key,
+        } => {
+            loader = loader.credentials_provider(static_provider(access_key_id, secret_access_key));
+        }
+        Credentials::AssumeRole(role) => {
+            let mut sts = base_loader(&connection.region, timeouts);
+            if let Some(url) = &role.sts_endpoint_url {
+                sts = sts.endpoint_url(url);
+            }
+            if let Credentials::AccessKey {
+                access_key_id,
+                secret_access_key,
+            } = role.base.as_ref()
+            {
+                sts = sts.credentials_provider(static_provider(access_key_id, secret_access_key));
+            }
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+                .session_name(&role.session_name)
+                .configure(&sts.load().await);
+            if let Some(external_id) = &role.external_id {
+                provider = provider.external_id(external_id.expose());
+            }
+            // The SDK caches the assumed credentials and refreshes them before they expire.
+            loader = loader.credentials_provider(provider.build().await);
+        }
+    }
+    aws_sdk_kms::Client::new(&loader.load().await)
+}
+
+/// Region, timeouts and no SDK retries: retries are ours (see `call`), only throttling and 5xx,
+/// inside one deadline.
+fn base_loader(region: &str, timeouts: Timeouts) -> aws_config::ConfigLoader {
     let timeout_config = TimeoutConfig::builder()
         .connect_timeout(timeouts.connect)
         .operation_attempt_timeout(timeouts.attempt)
         .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(connection.region.clone()))
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
         .timeout_config(timeout_config)
-        // Retries are ours (see `call`): only throttling and 5xx, inside one deadline.
-        .retry_config(RetryConfig::disabled());
-    if let Some(url) = &connection.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    if let Credentials::AccessKey {
+        .retry_config(RetryConfig::disabled())
+}
+
+fn static_provider(access_key_id: &str, secret: &Secret) -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(
         access_key_id,
-        secret_access_key,
-    } = &connection.credentials
-    {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            access_key_id,
-            secret_access_key.expose(),
-            None,
-            None,
-            "keycloak-component",
-        ));
-    }
-    aws_sdk_kms::Client::new(&loader.load().await)
+        secret.expose(),
+        None,
+        None,
+        "keycloak-component",
+    )
 }
 
 /// One logical KMS call: attempts `operation` until it succeeds, fails for good, or the
@@ -141,11 +173,16 @@ pub(crate) fn map_sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if let Some(credentials_error) = credentials_failure(&error) {
-        return Error::new(
-            ErrorKind::CredentialsUnavailable,
-            format!("No AWS credentials could be obtained: {credentials_error}"),
-        );
+    if let Some(cause) = credentials_failure(&error) {
+        let message = match &connection.credentials {
+            Credentials::AssumeRole(role) => {
+                format!("Could not assume role {}: {cause}", role.role_arn)
+            }
+            Credentials::Default | Credentials::AccessKey { .. } => {
+                format!("No AWS credentials could be obtained: {cause}")
+            }
+        };
+        return Error::new(ErrorKind::CredentialsUnavailable, message);
     }
     match &error {
         SdkError::ServiceError(context) => {

@@ -5,10 +5,12 @@
 //! - [`signing`]: hashing, `Sign` with `MessageType=DIGEST`, local verification, key handles.
 //! - [`kms`]: shared clients, timeouts, retries and the mapping of every SDK failure.
 //! - [`algorithm`], [`public_key`]: JOSE/JCA/KMS algorithm rules, SPKI parsing and key ids.
+//! - [`certificate`]: checking an uploaded certificate against the key, or minting one via KMS.
 //! - [`error`]: the one error type, with a stable kind and a transient flag.
 #![forbid(unsafe_code)]
 
 pub mod algorithm;
+pub mod certificate;
 pub mod config;
 pub mod error;
 pub mod kms;

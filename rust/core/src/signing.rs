@@ -62,6 +62,20 @@ impl SigningKey {
     /// Signs `message` (the JWS signing input, or any bytes a JCA caller hands over). RSA
     /// signatures are returned raw; ECDSA signatures as DER, which Keycloak converts to R‖S.
     pub fn sign(&self, algorithm: SigningAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_within(
+            algorithm,
+            message,
+            Instant::now() + Timeouts::DEFAULT.deadline,
+        )
+    }
+
+    /// [`SigningKey::sign`] with a caller's deadline (validation shares one across its calls).
+    pub fn sign_within(
+        &self,
+        algorithm: SigningAlgorithm,
+        message: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>> {
         let verifier = self
             .verifiers
             .iter()
@@ -73,7 +87,6 @@ impl SigningKey {
                 },
             )?;
         let digest = algorithm.hash().digest(message);
-        let deadline = Instant::now() + Timeouts::DEFAULT.deadline;
         let signature = runtime::block_on(kms::sign_digest(
             &self.connection,
             &self.key_arn,

@@ -7,11 +7,13 @@ use aws_sdk_kms::types::{KeyMetadata, KeyState, KeyUsageType};
 use serde::Serialize;
 
 use crate::algorithm::KeySpec;
-use crate::config::ProviderConfig;
+use crate::certificate;
+use crate::config::{ProviderConfig, StoredKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::kms;
 use crate::public_key::PublicKeyInfo;
 use crate::runtime;
+use crate::signing::SigningKey;
 
 /// Everything validation may take: an administrator gets an answer within this time even when
 /// the endpoint accepts connections and never answers.
@@ -27,7 +29,14 @@ pub struct KeyDescription {
     pub public_key: String,
     pub kid: String,
     pub signing_algorithms: Vec<String>,
+    /// PEM: the uploaded certificate (checked) or one minted with the KMS key.
+    pub certificate: String,
+    /// Whether `certificate` was minted here rather than uploaded.
+    pub certificate_minted: bool,
 }
+
+/// What the `kms:Sign` permission check signs: fixed, so nothing about it is secret.
+const PERMISSION_CHECK_MESSAGE: &[u8] = b"keycloak-aws-kms: kms:Sign permission check";
 
 impl KeyDescription {
     pub fn to_json(&self) -> Result<String> {
@@ -36,55 +45,98 @@ impl KeyDescription {
     }
 }
 
-/// Checks the configuration against KMS and returns the public material to store.
+/// Checks the configuration against KMS and returns the public material to store, in the
+/// order an administrator fixes things: fields (already parsed), credentials and key, key
+/// metadata, public key, certificate, and finally one real signature to prove `kms:Sign`.
 pub fn describe_signing_key(config: &ProviderConfig) -> Result<KeyDescription> {
     let deadline = Instant::now() + VALIDATION_DEADLINE;
-    let within_deadline = async {
+    let timed_out = || {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "KMS did not answer within {} seconds",
+                VALIDATION_DEADLINE.as_secs()
+            ),
+        )
+    };
+    let read_key = async {
         let metadata = kms::describe_key(&config.connection, &config.key_id, deadline).await?;
         let (key_arn, spec) = check_metadata(config, &metadata)?;
         let der = kms::get_public_key(&config.connection, &key_arn, deadline).await?;
-        let public_key = PublicKeyInfo::from_der(&der).map_err(|e| {
-            Error::new(
-                ErrorKind::KmsRejected,
-                format!("KMS returned an unusable public key for {key_arn}: {e}"),
-            )
-        })?;
-        if public_key.key_spec() != spec {
-            return Err(Error::new(
-                ErrorKind::KmsRejected,
-                format!(
-                    "KMS describes {key_arn} as {} but its public key is {}",
-                    spec.kms_name(),
-                    public_key.describe()
-                ),
-            ));
-        }
-        Ok(KeyDescription {
-            key_arn,
-            key_spec: spec.kms_name().to_owned(),
-            public_key: public_key.to_base64(),
-            kid: public_key.kid(),
-            signing_algorithms: metadata
-                .signing_algorithms()
-                .iter()
-                .map(|a| a.as_str().to_owned())
-                .collect(),
-        })
+        Ok::<_, Error>((metadata, key_arn, spec, der))
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
-    runtime::block_on(async {
-        tokio::time::timeout(remaining, within_deadline)
+    let (metadata, key_arn, spec, der) = runtime::block_on(async {
+        tokio::time::timeout(remaining, read_key)
             .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "KMS did not answer within {} seconds",
-                        VALIDATION_DEADLINE.as_secs()
-                    ),
-                ))
-            })
-    })?
+            .unwrap_or_else(|_| Err(timed_out()))
+    })??;
+
+    let public_key = PublicKeyInfo::from_der(&der).map_err(|e| {
+        Error::new(
+            ErrorKind::KmsRejected,
+            format!("KMS returned an unusable public key for {key_arn}: {e}"),
+        )
+    })?;
+    if public_key.key_spec() != spec {
+        return Err(Error::new(
+            ErrorKind::KmsRejected,
+            format!(
+                "KMS describes {key_arn} as {} but its public key is {}",
+                spec.kms_name(),
+                public_key.describe()
+            ),
+        ));
+    }
+    let now = unix_now()?;
+    let uploaded = config
+        .certificate
+        .as_deref()
+        .map(|pem| certificate::check_uploaded(pem, &public_key, &key_arn, now))
+        .transpose()?;
+
+    let key = SigningKey::new(
+        config.connection.clone(),
+        StoredKey {
+            key_arn: key_arn.clone(),
+            public_key: public_key.clone(),
+        },
+    )?;
+    let sign = |algorithm, message: &[u8]| {
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        key.sign_within(algorithm, message, deadline)
+    };
+    sign(config.algorithm, PERMISSION_CHECK_MESSAGE)?;
+    let (certificate, certificate_minted) = match uploaded {
+        Some(pem) => (pem, false),
+        None => (
+            certificate::mint_self_signed(&config.certificate_subject, &public_key, now, &sign)?,
+            true,
+        ),
+    };
+
+    Ok(KeyDescription {
+        key_spec: spec.kms_name().to_owned(),
+        public_key: public_key.to_base64(),
+        kid: public_key.kid(),
+        signing_algorithms: metadata
+            .signing_algorithms()
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        certificate: certificate.as_str().to_owned(),
+        certificate_minted,
+        key_arn,
+    })
+}
+
+fn unix_now() -> Result<i64> {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::internal("the system clock is before 1970"))?;
+    i64::try_from(since_epoch.as_secs()).map_err(|_| Error::internal("the system clock overflows"))
 }
 
 /// Usage SIGN_VERIFY, state Enabled, a key spec that fits the algorithm and lists it.

@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
-use kms_emulator::{InitialKey, KeySpec};
+use kms_emulator::{InitialKey, KeySpec, Operation, Policy, Principal};
 use kms_keycloak_core::config::ProviderConfig;
 use kms_keycloak_core::{signing, validation, ErrorKind};
+
+/// Credentials that may read keys but not sign with them.
+const NO_SIGN_KEY_ID: &str = "AKIANOSIGN0000000001";
+const NO_SIGN_SECRET: &str = "no-sign-secret-access-key-0001";
 
 struct Fixture {
     // Runs the emulator; the product uses its own runtime, as it does inside Keycloak.
@@ -44,6 +48,14 @@ impl Fixture {
                     spec: *spec,
                 })
                 .collect(),
+            principals: vec![
+                Principal::default_credentials(),
+                Principal::new(
+                    NO_SIGN_KEY_ID,
+                    NO_SIGN_SECRET,
+                    Policy::deny([Operation::Sign]),
+                ),
+            ],
             log_requests: false,
             ..kms_emulator::Config::default()
         };
@@ -358,4 +370,75 @@ fn an_algorithm_the_key_cannot_make_is_refused_before_calling_kms() {
     let error = signing::sign(handle, "SHA384withECDSA", b"m").expect_err("mismatch");
     assert_eq!(error.kind(), ErrorKind::KeySpecMismatch);
     fixture.clear_faults();
+}
+
+fn parse_certificate(pem: &str) -> (Vec<u8>, String) {
+    use x509_parser::prelude::FromDer;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("PEM");
+    let (_, certificate) =
+        x509_parser::certificate::X509Certificate::from_der(&block.contents).expect("X.509");
+    (
+        certificate.public_key().raw.to_vec(),
+        certificate.subject().to_string(),
+    )
+}
+
+#[test]
+fn saving_without_a_certificate_mints_one_for_the_kms_key() {
+    let fixture = Fixture::start();
+    for (alias, algorithm) in [("alias/rsa", "PS256"), ("alias/p521", "ES512")] {
+        let mut config = fixture.config(alias, algorithm, kms_emulator::DEFAULT_SECRET_ACCESS_KEY);
+        config["certificateSubject"] = "my-realm".into();
+        let parsed = ProviderConfig::from_json(&config.to_string()).expect("valid");
+        let description = validation::describe_signing_key(&parsed).expect("validates");
+        assert!(description.certificate_minted);
+        let (certificate_key, subject) = parse_certificate(&description.certificate);
+        assert_eq!(certificate_key, spki(&description), "{alias}");
+        assert_eq!(subject, "CN=my-realm");
+    }
+}
+
+#[test]
+fn an_uploaded_certificate_of_the_key_is_kept_and_one_of_another_key_is_refused() {
+    let fixture = Fixture::start();
+    let (_, minted) = fixture.saved("alias/p256", "ES256");
+
+    let mut same_key = fixture.config(
+        "alias/p256",
+        "ES256",
+        kms_emulator::DEFAULT_SECRET_ACCESS_KEY,
+    );
+    same_key["certificate"] = minted.certificate.clone().into();
+    let parsed = ProviderConfig::from_json(&same_key.to_string()).expect("valid");
+    let kept = validation::describe_signing_key(&parsed).expect("matching certificate");
+    assert!(!kept.certificate_minted);
+    assert_eq!(kept.certificate, minted.certificate);
+
+    let mut other_key = fixture.config(
+        "alias/rsa",
+        "RS256",
+        kms_emulator::DEFAULT_SECRET_ACCESS_KEY,
+    );
+    other_key["certificate"] = minted.certificate.clone().into();
+    let parsed = ProviderConfig::from_json(&other_key.to_string()).expect("valid");
+    let error = validation::describe_signing_key(&parsed).expect_err("mismatch");
+    assert_eq!(error.kind(), ErrorKind::CertificateMismatch);
+    assert!(
+        error
+            .message()
+            .contains("(certificate: EC P-256, KMS: RSA 2048)"),
+        "{}",
+        error.message()
+    );
+}
+
+#[test]
+fn credentials_that_can_read_the_key_but_not_sign_are_refused_at_save() {
+    let fixture = Fixture::start();
+    let mut config = fixture.config("alias/rsa", "RS256", NO_SIGN_SECRET);
+    config["accessKeyId"] = NO_SIGN_KEY_ID.into();
+    let parsed = ProviderConfig::from_json(&config.to_string()).expect("valid");
+    let error = validation::describe_signing_key(&parsed).expect_err("no kms:Sign");
+    assert_eq!(error.kind(), ErrorKind::AccessDenied);
+    assert!(error.message().contains("kms:Sign"), "{}", error.message());
 }

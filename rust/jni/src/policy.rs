@@ -35,6 +35,8 @@ pub fn wire_code(kind: ErrorKind) -> &'static str {
         ErrorKind::Timeout => "TIMEOUT",
         ErrorKind::Network => "NETWORK",
         ErrorKind::InvalidSignature => "INVALID_SIGNATURE",
+        ErrorKind::InvalidCertificate => "INVALID_CERTIFICATE",
+        ErrorKind::CertificateMismatch => "CERTIFICATE_MISMATCH",
         ErrorKind::InvalidHandle => "INVALID_HANDLE",
         ErrorKind::Internal => "INTERNAL",
     }

@@ -65,28 +65,64 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
 
     public static final String DEFAULT_CREDENTIALS_MODE = "default";
     public static final String ACCESS_KEY_CREDENTIALS_MODE = "access-key";
+    public static final String ASSUME_ROLE_CREDENTIALS_MODE = "assume-role";
     public static final String CREDENTIALS_MODE_KEY = "credentialsMode";
     public static final ProviderConfigProperty CREDENTIALS_MODE_PROPERTY = new ProviderConfigProperty(CREDENTIALS_MODE_KEY,
             "Credentials mode",
             "How Keycloak authenticates to KMS. 'default' uses the AWS default credential chain of the Keycloak "
                     + "server (environment variables, web identity, container or EC2 instance role) and stores no "
-                    + "secret in Keycloak; prefer it. 'access-key' uses the access key entered below.",
+                    + "secret in Keycloak; prefer it. 'access-key' uses the access key entered below. 'assume-role' "
+                    + "assumes the IAM role entered below through STS, as the access key entered below if there is "
+                    + "one, else as the default credential chain.",
             ProviderConfigProperty.LIST_TYPE, DEFAULT_CREDENTIALS_MODE,
-            DEFAULT_CREDENTIALS_MODE, ACCESS_KEY_CREDENTIALS_MODE);
+            DEFAULT_CREDENTIALS_MODE, ACCESS_KEY_CREDENTIALS_MODE, ASSUME_ROLE_CREDENTIALS_MODE);
 
     public static final String ACCESS_KEY_ID_KEY = "accessKeyId";
     public static final ProviderConfigProperty ACCESS_KEY_ID_PROPERTY = new ProviderConfigProperty(ACCESS_KEY_ID_KEY,
             "Access key ID",
-            "With credentials mode 'access-key': the IAM access key ID (AKIA...). Its identity needs kms:DescribeKey, "
-                    + "kms:GetPublicKey and kms:Sign on the key.",
+            "With credentials mode 'access-key' (required): the IAM access key ID (AKIA...); its identity needs "
+                    + "kms:DescribeKey, kms:GetPublicKey and kms:Sign on the key. With 'assume-role' (optional): the "
+                    + "access key that assumes the role; leave empty to assume it with the default credential chain.",
             ProviderConfigProperty.STRING_TYPE, null);
 
     public static final String SECRET_ACCESS_KEY_KEY = "secretAccessKey";
     public static final ProviderConfigProperty SECRET_ACCESS_KEY_PROPERTY = new ProviderConfigProperty(SECRET_ACCESS_KEY_KEY,
             "Secret access key",
-            "With credentials mode 'access-key': the secret of that access key. It is stored in Keycloak's database "
-                    + "and masked in the admin console.",
+            "The secret of that access key. It is stored in Keycloak's database and masked in the admin console; "
+                    + "enter ${vault.NAME} to read it from Keycloak's vault instead.",
             ProviderConfigProperty.PASSWORD, null, true);
+
+    public static final String ROLE_ARN_KEY = "roleArn";
+    public static final ProviderConfigProperty ROLE_ARN_PROPERTY = new ProviderConfigProperty(ROLE_ARN_KEY,
+            "Role ARN",
+            "With credentials mode 'assume-role' (required): the IAM role to assume, e.g. "
+                    + "arn:aws:iam::111122223333:role/keycloak-signer. The role needs kms:DescribeKey, "
+                    + "kms:GetPublicKey and kms:Sign on the key, and its trust policy must allow the identity that "
+                    + "assumes it.",
+            ProviderConfigProperty.STRING_TYPE, null);
+
+    public static final String EXTERNAL_ID_KEY = "externalId";
+    public static final ProviderConfigProperty EXTERNAL_ID_PROPERTY = new ProviderConfigProperty(EXTERNAL_ID_KEY,
+            "External ID",
+            "With credentials mode 'assume-role' (optional): the external ID the role's trust policy requires "
+                    + "(sts:ExternalId). Masked in the admin console; enter ${vault.NAME} to read it from Keycloak's "
+                    + "vault.",
+            ProviderConfigProperty.PASSWORD, null, true);
+
+    public static final String DEFAULT_ROLE_SESSION_NAME = "keycloak-aws-kms";
+    public static final String ROLE_SESSION_NAME_KEY = "roleSessionName";
+    public static final ProviderConfigProperty ROLE_SESSION_NAME_PROPERTY = new ProviderConfigProperty(ROLE_SESSION_NAME_KEY,
+            "Role session name",
+            "With credentials mode 'assume-role': the session name STS records, shown in CloudTrail as who "
+                    + "signed. 2 to 64 letters, digits or +=,.@-_; empty means " + DEFAULT_ROLE_SESSION_NAME + ".",
+            ProviderConfigProperty.STRING_TYPE, DEFAULT_ROLE_SESSION_NAME);
+
+    public static final String STS_ENDPOINT_URL_KEY = "stsEndpointUrl";
+    public static final ProviderConfigProperty STS_ENDPOINT_URL_PROPERTY = new ProviderConfigProperty(STS_ENDPOINT_URL_KEY,
+            "STS endpoint URL",
+            "With credentials mode 'assume-role' (optional): call STS at this URL, e.g. a VPC endpoint or "
+                    + "https://sts.eu-west-1.amazonaws.com. Leave empty to use the standard STS endpoint of the region.",
+            ProviderConfigProperty.STRING_TYPE, null);
 
     public static final List<String> ALGORITHMS = List.of(
             Algorithm.RS256, Algorithm.RS384, Algorithm.RS512,
@@ -99,6 +135,15 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                     + "ES256, ES384 and ES512 need an ECC_NIST_P256, ECC_NIST_P384 and ECC_NIST_P521 key.",
             ProviderConfigProperty.LIST_TYPE, Algorithm.RS256, ALGORITHMS.toArray(new String[0]));
 
+    public static final String CERTIFICATE_KEY = Attributes.CERTIFICATE_KEY;
+    /** Keycloak's standard certificate upload (File, "X509 Certificate"), with help text for a KMS key. */
+    public static final ProviderConfigProperty CERTIFICATE_PROPERTY = new ProviderConfigProperty(CERTIFICATE_KEY,
+            Attributes.CERTIFICATE_PROPERTY.getLabel(),
+            "Optional. Upload the PEM certificate of this KMS key (its public key must be the KMS key's), or leave "
+                    + "empty to have one minted and signed by the KMS key, with the realm name as subject. A minted "
+                    + "certificate is replaced by a new one every time you save.",
+            Attributes.CERTIFICATE_PROPERTY.getType(), null);
+
     // Written by validation from KMS; not entered, so not shown in the form.
 
     /** The resolved key ARN (an alias is resolved at save time). */
@@ -109,6 +154,11 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
     public static final String PUBLIC_KEY_KEY = "publicKey";
     /** Base64url SHA-256 of the SPKI DER, as Keycloak's {@code KeyUtils.createKeyId}. */
     public static final String KID_KEY = Attributes.KID_KEY;
+    /**
+     * PEM of the certificate minted and signed by the KMS key when none was uploaded. Kept apart
+     * from {@link #CERTIFICATE_KEY} so that the form stays empty and the next save mints afresh.
+     */
+    public static final String MINTED_CERTIFICATE_KEY = "mintedCertificate";
 
     private static final List<ProviderConfigProperty> CONFIG_PROPERTIES = ProviderConfigurationBuilder.create()
             .property(Attributes.PRIORITY_PROPERTY)
@@ -120,7 +170,12 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
             .property(CREDENTIALS_MODE_PROPERTY)
             .property(ACCESS_KEY_ID_PROPERTY)
             .property(SECRET_ACCESS_KEY_PROPERTY)
+            .property(ROLE_ARN_PROPERTY)
+            .property(EXTERNAL_ID_PROPERTY)
+            .property(ROLE_SESSION_NAME_PROPERTY)
+            .property(STS_ENDPOINT_URL_PROPERTY)
             .property(ALGORITHM_PROPERTY)
+            .property(CERTIFICATE_PROPERTY)
             .build();
 
     /** Component note holding the built key, so requests do not decode the public key again. */
@@ -145,7 +200,9 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
     @Override
     public String getHelpText() {
         return "Signs tokens with an asymmetric key in AWS KMS; the private key never leaves KMS. Saving reads the "
-                + "key's ARN and public key from KMS and stores them with the provider. Every signature is a KMS "
+                + "key's ARN and public key from KMS, signs once to check that the credentials may sign, and stores "
+                + "them with the provider, together with the uploaded certificate or one minted by the KMS key. "
+                + "Every signature is a KMS "
                 + "call: while KMS cannot be reached, requests that need this key fail instead of falling back to a "
                 + "local key.";
     }
@@ -184,12 +241,17 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
      * therefore still yields its key, with the configured status, but without a public key (so it
      * is not published) and with a private key whose every signature fails with the reason. The
      * realm then fails loudly on signing until an administrator saves the provider again.
+     *
+     * <p>Vault references in the secret fields are resolved here, once per built key, through
+     * {@code session}; the resolved values go into the key's {@link KmsPrivateKey} only. If one
+     * does not resolve, the key is complete but cannot sign, and it is not kept, so that a later
+     * request tries the vault again.
      */
     @Override
     public KmsKeyProvider create(KeycloakSession session, ComponentModel model) {
         KeyWrapper key;
         try {
-            key = cachedOrBuiltKey(model);
+            key = cachedOrBuiltKey(session, model);
         } catch (RuntimeException e) {
             LOG.errorf(e, "aws-kms key provider %s: could not build its key; signing with it will fail", model.getId());
             key = StoredSigningKey.unusable(model, "the key could not be built (" + e.getClass().getSimpleName()
@@ -198,31 +260,38 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
         return new KmsKeyProvider(key);
     }
 
-    private static KeyWrapper cachedOrBuiltKey(ComponentModel model) {
+    private static KeyWrapper cachedOrBuiltKey(KeycloakSession session, ComponentModel model) {
         CachedKey cached = model.getNote(KEY_NOTE);
         if (cached != null && cached.config.equals(model.getConfig())) {
             return cached.key;
         }
+        ResolvedSecrets secrets = ResolvedSecrets.resolve(session, model);
+        secrets.problem().ifPresent(problem -> LOG.warnf("aws-kms key provider %s (%s): %s. Signing with it fails "
+                + "until the vault has that secret.", model.getId(), model.getName(), problem));
         KeyWrapper key;
         try {
-            key = StoredSigningKey.fromComponent(model);
+            key = StoredSigningKey.fromComponent(model, secrets);
         } catch (StoredSigningKey.InvalidStoredKeyException e) {
             LOG.warnf("aws-kms key provider %s (%s) has no usable stored key: %s. Signing with it fails until "
                     + "the provider is saved again.", model.getId(), model.getName(), e.getMessage());
             key = StoredSigningKey.unusable(model, e.getMessage()
                     + "; save the provider again so that its key is read from KMS");
         }
-        MultivaluedHashMap<String, String> snapshot = new MultivaluedHashMap<>();
-        snapshot.addAll(model.getConfig());
-        model.setNote(KEY_NOTE, new CachedKey(snapshot, key));
+        if (secrets.problem().isEmpty()) {
+            MultivaluedHashMap<String, String> snapshot = new MultivaluedHashMap<>();
+            snapshot.addAll(model.getConfig());
+            model.setNote(KEY_NOTE, new CachedKey(snapshot, key));
+        }
         return key;
     }
 
     /**
      * Checks the fields, then asks KMS (through the native library) for the key and writes
-     * {@code keyArn}, {@code keySpec}, {@code publicKey} and {@code kid} into the model, which
-     * Keycloak then saves. On any failure the model is left unchanged and the save is refused
-     * with a message for the administrator.
+     * {@code keyArn}, {@code keySpec}, {@code publicKey}, {@code kid} and the certificate into the
+     * model, which Keycloak then saves: an uploaded certificate (checked against the key) is kept
+     * in {@code certificate}, re-encoded; otherwise the one minted by the KMS key goes to
+     * {@code mintedCertificate}. On any failure the model is left unchanged and the save is
+     * refused with a message for the administrator.
      */
     @Override
     public void validateConfiguration(KeycloakSession session, RealmModel realm, ComponentModel model)
@@ -235,48 +304,68 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                 .checkSingle(REGION_PROPERTY, false)
                 .checkSingle(ENDPOINT_URL_PROPERTY, false)
                 .checkList(CREDENTIALS_MODE_PROPERTY, false)
-                .checkList(ALGORITHM_PROPERTY, false);
+                .checkSingle(ACCESS_KEY_ID_PROPERTY, false)
+                .checkSingle(SECRET_ACCESS_KEY_PROPERTY, false)
+                .checkSingle(ROLE_ARN_PROPERTY, false)
+                .checkSingle(EXTERNAL_ID_PROPERTY, false)
+                .checkSingle(ROLE_SESSION_NAME_PROPERTY, false)
+                .checkSingle(STS_ENDPOINT_URL_PROPERTY, false)
+                .checkList(ALGORITHM_PROPERTY, false)
+                .checkSingle(CERTIFICATE_PROPERTY, false);
         requireNotBlank(model, KMS_KEY_ID_PROPERTY);
-        if (ACCESS_KEY_CREDENTIALS_MODE.equals(model.get(CREDENTIALS_MODE_KEY))) {
-            ConfigurationValidationHelper.check(model)
-                    .checkSingle(ACCESS_KEY_ID_PROPERTY, true)
-                    .checkSingle(SECRET_ACCESS_KEY_PROPERTY, true);
+        String credentialsMode = model.get(CREDENTIALS_MODE_KEY, DEFAULT_CREDENTIALS_MODE);
+        if (ACCESS_KEY_CREDENTIALS_MODE.equals(credentialsMode)) {
             requireNotBlank(model, ACCESS_KEY_ID_PROPERTY);
             requireNotBlank(model, SECRET_ACCESS_KEY_PROPERTY);
+        } else if (ASSUME_ROLE_CREDENTIALS_MODE.equals(credentialsMode)) {
+            requireNotBlank(model, ROLE_ARN_PROPERTY);
+        }
+        ResolvedSecrets secrets = ResolvedSecrets.resolve(session, model);
+        if (secrets.problem().isPresent()) {
+            throw validationError(secrets.problem().get() + ".", secrets, null);
         }
 
         String description;
         try {
             NativeLibraryLoader.ensureLoaded();
-            description = NativeBridge.describeSigningKey(NativeConfigJson.forValidation(model));
+            description = NativeBridge.describeSigningKey(NativeConfigJson.forValidation(model, secrets,
+                    realm == null ? null : realm.getName()));
         } catch (NativeException e) {
             if (e.code() == NativeErrorCode.INTERNAL || e.code() == NativeErrorCode.PANIC) {
                 LOG.errorf("aws-kms key provider %s: KMS key check failed with %s", model.getId(), e.getMessage());
             } else {
                 LOG.debugf("aws-kms key provider %s: KMS key check failed with %s", model.getId(), e.getMessage());
             }
-            throw validationError(adminMessage(e), model, e);
+            throw validationError(adminMessage(e, credentialsMode), secrets, e);
         } catch (NativeLibraryLoadException e) {
             LOG.error("aws-kms: the native library could not be loaded", e);
             throw validationError("The AWS KMS key provider is not usable on this server: its native library "
-                    + "could not be loaded (see the server log). " + e.getMessage(), model, e);
+                    + "could not be loaded (see the server log). " + e.getMessage(), secrets, e);
         }
 
         String keyArn;
         String keySpec;
         String publicKey;
         String kid;
+        String certificate;
+        boolean certificateMinted;
         try {
             JsonNode described = JsonSerialization.mapper.readTree(description);
             keyArn = requiredText(described, KEY_ARN_KEY);
             keySpec = requiredText(described, KEY_SPEC_KEY);
             publicKey = requiredText(described, PUBLIC_KEY_KEY);
             kid = requiredText(described, KID_KEY);
+            certificate = requiredText(described, CERTIFICATE_KEY);
+            JsonNode minted = described.get("certificateMinted");
+            if (minted == null || !minted.isBoolean()) {
+                throw new IllegalArgumentException("field 'certificateMinted' is missing");
+            }
+            certificateMinted = minted.booleanValue();
         } catch (IOException | IllegalArgumentException e) {
             LOG.errorf("aws-kms key provider %s: unexpected key description from the native library: %s",
                     model.getId(), e.getMessage());
             throw validationError("Internal error in the AWS KMS key provider: the key description could not "
-                    + "be read; see the server log", model, null);
+                    + "be read; see the server log", secrets, null);
         }
 
         // The key must also be buildable from what is about to be stored; otherwise every request
@@ -286,19 +375,43 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
         candidate.put(KEY_SPEC_KEY, keySpec);
         candidate.put(PUBLIC_KEY_KEY, publicKey);
         candidate.put(KID_KEY, kid);
+        storeCertificate(candidate, certificate, certificateMinted);
+        KeyWrapper built;
         try {
-            StoredSigningKey.fromComponent(candidate);
+            built = StoredSigningKey.fromComponent(candidate, secrets);
         } catch (StoredSigningKey.InvalidStoredKeyException e) {
             throw validationError("KMS key '" + model.get(KMS_KEY_ID_KEY) + "' (" + keySpec
                     + ") cannot be used with " + model.get(ALGORITHM_KEY, Algorithm.RS256) + ": " + e.getMessage(),
-                    model, null);
+                    secrets, null);
+        }
+        if (built.getCertificate() == null) {
+            LOG.errorf("aws-kms key provider %s: the certificate from the native library is unusable (see the "
+                    + "warning above)", model.getId());
+            throw validationError("Internal error in the AWS KMS key provider: the checked certificate could not "
+                    + "be read back; see the server log", secrets, null);
         }
 
         model.put(KEY_ARN_KEY, keyArn);
         model.put(KEY_SPEC_KEY, keySpec);
         model.put(PUBLIC_KEY_KEY, publicKey);
         model.put(KID_KEY, kid);
+        storeCertificate(model, certificate, certificateMinted);
         model.removeNote(KEY_NOTE);
+    }
+
+    /**
+     * An uploaded certificate stays in the form field, re-encoded; a minted one is kept out of it,
+     * so that the form shows no certificate and the next save mints a fresh one (for instance for
+     * the key an alias points to by then).
+     */
+    private static void storeCertificate(ComponentModel model, String pem, boolean minted) {
+        if (minted) {
+            model.getConfig().remove(CERTIFICATE_KEY);
+            model.put(MINTED_CERTIFICATE_KEY, pem);
+        } else {
+            model.put(CERTIFICATE_KEY, pem);
+            model.getConfig().remove(MINTED_CERTIFICATE_KEY);
+        }
     }
 
     /**
@@ -306,16 +419,25 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
      * words; this adds what to do about it, per code. The switch has no default, so a new code is a
      * compile error here until it has its hint.
      */
-    private static String adminMessage(NativeException e) {
+    static String adminMessage(NativeException e, String credentialsMode) {
+        boolean assumeRole = ASSUME_ROLE_CREDENTIALS_MODE.equals(credentialsMode);
         String hint = switch (e.code()) {
             case INVALID_CONFIGURATION, KEY_NOT_FOUND, KEY_DISABLED, KEY_INVALID_STATE, KEY_USAGE_MISMATCH,
                     KEY_SPEC_MISMATCH, KMS_REJECTED, INVALID_SIGNATURE -> "";
+            case INVALID_CERTIFICATE -> " Upload a PEM certificate (-----BEGIN CERTIFICATE-----) of this KMS key "
+                    + "that is valid now, or clear the field to have one minted.";
+            case CERTIFICATE_MISMATCH -> " Upload the certificate of this KMS key, or clear the field to have one "
+                    + "minted.";
             case INVALID_ARGUMENT, INVALID_HANDLE, INTERNAL, PANIC -> " This is a bug in the AWS KMS key provider; "
                     + "see the server log.";
-            case CREDENTIALS_UNAVAILABLE -> " With credentials mode 'default' the Keycloak server needs an AWS "
-                    + "identity (environment variables, web identity, container or instance role).";
-            case ACCESS_DENIED -> " Check the credentials: they need kms:DescribeKey, kms:GetPublicKey and kms:Sign "
-                    + "on the key.";
+            case CREDENTIALS_UNAVAILABLE -> assumeRole
+                    ? " Check 'Role ARN' and 'External ID', and that the role's trust policy lets the identity that "
+                            + "assumes it (the access key entered here, else the Keycloak server's default "
+                            + "credentials) call sts:AssumeRole."
+                    : " With credentials mode 'default' the Keycloak server needs an AWS identity (environment "
+                            + "variables, web identity, container or instance role).";
+            case ACCESS_DENIED -> (assumeRole ? " Check the role's permissions" : " Check the credentials")
+                    + ": they need kms:DescribeKey, kms:GetPublicKey and kms:Sign on the key.";
             case THROTTLED, KMS_UNAVAILABLE -> " Try again shortly.";
             case TIMEOUT, NETWORK -> " Check 'Region', 'Endpoint URL' and the network path to KMS.";
         };
@@ -324,11 +446,16 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
 
     /**
      * A validation error for the admin console. Keycloak formats the message with
-     * {@link java.text.MessageFormat}, so quotes and braces are escaped; the secret access key is
-     * removed in case any part of the message ever echoes it.
+     * {@link java.text.MessageFormat}, so quotes and braces are escaped; every secret value (as
+     * stored and as resolved from the vault) is removed in case any part of the message ever
+     * echoes it.
      */
-    private static ComponentValidationException validationError(String message, ComponentModel model, Throwable cause) {
-        String safe = withoutSecret(message, model.get(SECRET_ACCESS_KEY_KEY));
+    private static ComponentValidationException validationError(String message, ResolvedSecrets secrets,
+            Throwable cause) {
+        String safe = message;
+        for (String secret : secrets.secretValues()) {
+            safe = withoutSecret(safe, secret);
+        }
         return new ComponentValidationException(escapeMessageFormat(safe), cause);
     }
 

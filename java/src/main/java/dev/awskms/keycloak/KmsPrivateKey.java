@@ -14,9 +14,11 @@ import java.security.SignatureException;
  * that accepts it. Keycloak puts it into the key provider's {@code KeyWrapper}, and its ordinary
  * {@code Signature.getInstance(alg).initSign(key)} lands in {@link KmsSignatureSpi}.
  *
- * <p>It holds the provider configuration needed to obtain the native handle, which includes the
- * secret access key in access-key mode: the fields are transient, serialisation is refused, and
- * {@link #toString()} shows only the key type, kid and component id.
+ * <p>It holds the provider configuration needed to obtain the native handle, which can include
+ * the secret access key and the external ID, resolved from Keycloak's vault when they are
+ * {@code ${vault.NAME}} references. This is the only place resolved values are kept: the fields
+ * are transient, serialisation is refused, and {@link #toString()} shows only the key type, kid
+ * and component id.
  */
 public final class KmsPrivateKey implements PrivateKey {
 
@@ -25,7 +27,7 @@ public final class KmsPrivateKey implements PrivateKey {
     private final transient String algorithm;
     private final transient String componentId;
     private final transient String kid;
-    /** Null for an unusable key. Contains the secret access key in access-key mode. */
+    /** Null for an unusable key. May contain the (resolved) secret access key and external ID. */
     private final transient String nativeConfigJson;
     /** Why this key cannot sign; null for a usable key. */
     private final transient String unusableReason;
@@ -47,14 +49,15 @@ public final class KmsPrivateKey implements PrivateKey {
      * A key that signs through the native library.
      *
      * @param algorithm        {@code "RSA"} or {@code "EC"}
-     * @param nativeConfigJson {@link NativeConfigJson#forSigning} of the component
+     * @param nativeConfigJson {@link NativeConfigJson#forSigning} of the component, secrets resolved
      */
     static KmsPrivateKey usable(String algorithm, String componentId, String kid, String nativeConfigJson) {
         return new KmsPrivateKey(algorithm, componentId, kid, nativeConfigJson, null);
     }
 
     /**
-     * A key that refuses to sign, for a component whose stored material is missing or corrupt.
+     * A key that refuses to sign, for a component whose stored material is missing or corrupt, or
+     * whose vault reference does not resolve.
      * It keeps Keycloak from generating a software fallback key while making every signing
      * attempt fail with {@code reason}.
      */

@@ -3,18 +3,23 @@ package dev.awskms.keycloak;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ACCESS_KEY_CREDENTIALS_MODE;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ACCESS_KEY_ID_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ALGORITHM_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.ASSUME_ROLE_CREDENTIALS_MODE;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.CERTIFICATE_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.CREDENTIALS_MODE_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ENDPOINT_URL_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.EXTERNAL_ID_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KEY_ARN_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KEY_SPEC_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KID_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KMS_KEY_ID_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.PUBLIC_KEY_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.REGION_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.ROLE_ARN_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.ROLE_SESSION_NAME_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.SECRET_ACCESS_KEY_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.STS_ENDPOINT_URL_KEY;
 
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,49 +29,86 @@ import org.keycloak.util.JsonSerialization;
 
 /**
  * The {@code configJson} argument of {@link NativeBridge}: a flat JSON object of strings with the
- * component config keys of docs/design.md. The result contains the secret access key in
- * access-key mode; never log it.
+ * component config keys of docs/design.md. Only the credential fields of the configured mode
+ * are sent, with vault references resolved: the result can contain the secret access key and
+ * the external ID. Never log it.
  */
 final class NativeConfigJson {
 
-    /** What the administrator enters; validation recomputes everything else from KMS. */
-    private static final List<String> ENTERED_KEYS = List.of(
-            KMS_KEY_ID_KEY, REGION_KEY, ENDPOINT_URL_KEY, CREDENTIALS_MODE_KEY,
-            ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY, ALGORITHM_KEY);
+    /** What the administrator enters about the key, whatever the credentials mode. */
+    private static final List<String> KEY_KEYS = List.of(
+            KMS_KEY_ID_KEY, REGION_KEY, ENDPOINT_URL_KEY, CREDENTIALS_MODE_KEY, ALGORITHM_KEY);
+
+    private static final List<String> ACCESS_KEY_KEYS = List.of(ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY);
+
+    /** With assume-role, the access key pair (if given) is the identity that assumes the role. */
+    private static final List<String> ASSUME_ROLE_KEYS = List.of(ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY,
+            ROLE_ARN_KEY, EXTERNAL_ID_KEY, ROLE_SESSION_NAME_KEY, STS_ENDPOINT_URL_KEY);
 
     /** What validation stored from KMS, needed to sign without asking KMS for anything else. */
     private static final List<String> STORED_KEYS = List.of(KEY_ARN_KEY, KEY_SPEC_KEY, PUBLIC_KEY_KEY, KID_KEY);
+
+    /** The common name of a certificate the native library mints; not a component config key. */
+    static final String CERTIFICATE_SUBJECT = "certificateSubject";
 
     private NativeConfigJson() {
     }
 
     /**
-     * For {@link NativeBridge#describeSigningKey}: only the entered values, so stored key
-     * material that arrived with the request (realm import, REST) is never trusted.
+     * For {@link NativeBridge#describeSigningKey}: only the entered values (and an uploaded
+     * certificate), so stored key material that arrived with the request (realm import, REST) is
+     * never trusted.
+     *
+     * @param certificateSubject the common name of a minted certificate (the realm name), or null
      */
-    static String forValidation(ComponentModel model) {
-        return toJson(model, ENTERED_KEYS);
+    static String forValidation(ComponentModel model, ResolvedSecrets secrets, String certificateSubject) {
+        Map<String, String> values = entered(model, secrets);
+        putIfPresent(values, CERTIFICATE_KEY, model.get(CERTIFICATE_KEY));
+        putIfPresent(values, CERTIFICATE_SUBJECT, certificateSubject);
+        return toJson(values);
     }
 
     /** For {@link NativeBridge#signingKeyHandle}: the entered values plus the stored key material. */
-    static String forSigning(ComponentModel model) {
-        List<String> keys = new ArrayList<>(ENTERED_KEYS);
-        keys.addAll(STORED_KEYS);
-        return toJson(model, keys);
+    static String forSigning(ComponentModel model, ResolvedSecrets secrets) {
+        Map<String, String> values = entered(model, secrets);
+        for (String key : STORED_KEYS) {
+            putIfPresent(values, key, model.get(key));
+        }
+        return toJson(values);
     }
 
-    private static String toJson(ComponentModel model, List<String> keys) {
-        // In default mode an old access key may still be stored; leave it out so it is not held
-        // in memory for nothing.
-        boolean accessKeyMode = ACCESS_KEY_CREDENTIALS_MODE.equals(model.get(CREDENTIALS_MODE_KEY));
+    private static Map<String, String> entered(ComponentModel model, ResolvedSecrets secrets) {
         Map<String, String> values = new LinkedHashMap<>();
-        for (String key : keys) {
-            boolean credential = key.equals(ACCESS_KEY_ID_KEY) || key.equals(SECRET_ACCESS_KEY_KEY);
-            String value = model.get(key);
-            if (value != null && (accessKeyMode || !credential)) {
-                values.put(key, value);
-            }
+        for (String key : KEY_KEYS) {
+            putIfPresent(values, key, model.get(key));
         }
+        // Fields of another mode may still be stored (the form keeps them); leave them out so
+        // that no old secret is held in memory or sent for nothing.
+        for (String key : credentialKeys(model.get(CREDENTIALS_MODE_KEY))) {
+            boolean secret = ResolvedSecrets.VAULT_PROPERTIES.stream().anyMatch(p -> p.getName().equals(key));
+            putIfPresent(values, key, secret ? secrets.value(key) : model.get(key));
+        }
+        return values;
+    }
+
+    /** The credential fields a mode uses; none for {@code default} (and for an unknown mode, which native code refuses). */
+    private static List<String> credentialKeys(String credentialsMode) {
+        if (ACCESS_KEY_CREDENTIALS_MODE.equals(credentialsMode)) {
+            return ACCESS_KEY_KEYS;
+        }
+        if (ASSUME_ROLE_CREDENTIALS_MODE.equals(credentialsMode)) {
+            return ASSUME_ROLE_KEYS;
+        }
+        return List.of();
+    }
+
+    private static void putIfPresent(Map<String, String> values, String key, String value) {
+        if (value != null && !value.isBlank()) {
+            values.put(key, value);
+        }
+    }
+
+    private static String toJson(Map<String, String> values) {
         try {
             return JsonSerialization.writeValueAsString(values);
         } catch (IOException e) {

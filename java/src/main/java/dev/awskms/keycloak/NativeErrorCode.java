@@ -40,6 +40,10 @@ public enum NativeErrorCode {
     NETWORK,
     /** KMS returned a signature that does not verify against the stored public key. */
     INVALID_SIGNATURE,
+    /** The uploaded certificate does not parse or is not valid now. */
+    INVALID_CERTIFICATE,
+    /** The uploaded certificate belongs to another key than the KMS key. */
+    CERTIFICATE_MISMATCH,
     /** The signing-key handle is unknown to the native registry. */
     INVALID_HANDLE,
     /** A bug in the native library. */

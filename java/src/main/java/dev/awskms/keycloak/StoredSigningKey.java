@@ -2,17 +2,24 @@ package dev.awskms.keycloak;
 
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ALGORITHMS;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.ALGORITHM_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.CERTIFICATE_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KEY_ARN_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.KID_KEY;
+import static dev.awskms.keycloak.KmsKeyProviderFactory.MINTED_CERTIFICATE_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.PUBLIC_KEY_KEY;
 
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
 import java.security.PublicKey;
+import java.security.cert.X509Certificate;
 import java.security.interfaces.ECPublicKey;
 import java.security.spec.X509EncodedKeySpec;
+import java.util.Arrays;
 import java.util.Base64;
+import java.util.List;
 
+import org.jboss.logging.Logger;
+import org.keycloak.common.util.PemUtils;
 import org.keycloak.component.ComponentModel;
 import org.keycloak.crypto.Algorithm;
 import org.keycloak.crypto.KeyStatus;
@@ -28,6 +35,8 @@ import org.keycloak.keys.Attributes;
  */
 final class StoredSigningKey {
 
+    private static final Logger LOG = Logger.getLogger(StoredSigningKey.class);
+
     /** The stored material cannot be turned into a key. The message never contains secrets. */
     static final class InvalidStoredKeyException extends Exception {
         private static final long serialVersionUID = 1L;
@@ -41,12 +50,15 @@ final class StoredSigningKey {
     }
 
     /**
-     * The usable key: public key decoded from the stored SPKI, private key a {@link KmsPrivateKey}.
+     * The usable key: public key decoded from the stored SPKI, certificate decoded from the stored
+     * PEM (see {@link #certificateOf}), private key a {@link KmsPrivateKey}. If {@code secrets} has
+     * a {@linkplain ResolvedSecrets#problem() problem}, the private key fails every signature with
+     * it; the public material is still complete.
      *
-     * @throws InvalidStoredKeyException if the stored material is missing, corrupt or does not fit
-     *                                   the configured algorithm
+     * @throws InvalidStoredKeyException if the stored key material is missing, corrupt or does not
+     *                                   fit the configured algorithm
      */
-    static KeyWrapper fromComponent(ComponentModel model) throws InvalidStoredKeyException {
+    static KeyWrapper fromComponent(ComponentModel model, ResolvedSecrets secrets) throws InvalidStoredKeyException {
         String algorithm = model.get(ALGORITHM_KEY, Algorithm.RS256);
         if (!ALGORITHMS.contains(algorithm)) {
             throw new InvalidStoredKeyException("algorithm '" + algorithm + "' is not one of " + ALGORITHMS);
@@ -54,7 +66,8 @@ final class StoredSigningKey {
         String keyType = keyTypeOf(algorithm);
         String kid = require(model, KID_KEY);
         require(model, KEY_ARN_KEY);
-        PublicKey publicKey = decodePublicKey(require(model, PUBLIC_KEY_KEY), keyType);
+        byte[] spki = decodeBase64(require(model, PUBLIC_KEY_KEY));
+        PublicKey publicKey = decodePublicKey(spki, keyType);
         String curve = null;
         if (KeyType.EC.equals(keyType)) {
             curve = curveOf((ECPublicKey) publicKey);
@@ -67,8 +80,57 @@ final class StoredSigningKey {
         KeyWrapper key = baseKey(model, algorithm, keyType, kid);
         key.setCurve(curve);
         key.setPublicKey(publicKey);
-        key.setPrivateKey(KmsPrivateKey.usable(keyType, model.getId(), kid, NativeConfigJson.forSigning(model)));
+        X509Certificate certificate = certificateOf(model, kid, spki, publicKey);
+        if (certificate != null) {
+            key.setCertificate(certificate);
+            key.setCertificateChain(List.of(certificate));
+        }
+        String unresolved = secrets.problem().orElse(null);
+        key.setPrivateKey(unresolved == null
+                ? KmsPrivateKey.usable(keyType, model.getId(), kid, NativeConfigJson.forSigning(model, secrets))
+                : KmsPrivateKey.unusable(keyType, model.getId(), kid, unresolved));
         return key;
+    }
+
+    /**
+     * The stored certificate: the uploaded one ({@code certificate}) or else the minted one
+     * ({@code mintedCertificate}), decoded with Keycloak's {@link PemUtils}. A certificate that
+     * does not decode, or whose public key is not the stored one, is left out with a warning: the
+     * key still signs, it is only published without {@code x5c}.
+     *
+     * @return null if there is none or it is unusable
+     */
+    static X509Certificate certificateOf(ComponentModel model, String kid, byte[] spki, PublicKey publicKey) {
+        String field = CERTIFICATE_KEY;
+        String pem = model.get(CERTIFICATE_KEY);
+        if (pem == null || pem.isBlank()) {
+            field = MINTED_CERTIFICATE_KEY;
+            pem = model.get(MINTED_CERTIFICATE_KEY);
+        }
+        if (pem == null || pem.isBlank()) {
+            return null;
+        }
+        X509Certificate certificate;
+        try {
+            certificate = PemUtils.decodeCertificate(pem);
+        } catch (RuntimeException e) {
+            // Only the class: a parser's message could quote what was stored.
+            LOG.warnf("aws-kms key provider %s (kid %s): the stored '%s' does not decode as an X.509 certificate "
+                    + "(%s); the key is used without a certificate. Save the provider again to replace it.",
+                    model.getId(), kid, field, e.getClass().getSimpleName());
+            return null;
+        }
+        if (certificate == null) {
+            return null;
+        }
+        PublicKey certified = certificate.getPublicKey();
+        if (!Arrays.equals(certified.getEncoded(), spki) && !publicKey.equals(certified)) {
+            LOG.warnf("aws-kms key provider %s (kid %s): the stored '%s' is for another public key than the KMS "
+                    + "key; the key is used without a certificate. Save the provider again to replace it.",
+                    model.getId(), kid, field);
+            return null;
+        }
+        return certificate;
     }
 
     /**
@@ -89,16 +151,18 @@ final class StoredSigningKey {
         return key;
     }
 
-    /** Decodes a base64 SPKI (X.509 SubjectPublicKeyInfo DER) as an RSA or EC public key. */
-    static PublicKey decodePublicKey(String base64Spki, String keyType) throws InvalidStoredKeyException {
-        byte[] der;
+    private static byte[] decodeBase64(String base64) throws InvalidStoredKeyException {
         try {
-            der = Base64.getDecoder().decode(base64Spki.trim());
+            return Base64.getDecoder().decode(base64.trim());
         } catch (IllegalArgumentException e) {
             throw new InvalidStoredKeyException("the stored public key is not valid base64");
         }
+    }
+
+    /** Decodes an SPKI (X.509 SubjectPublicKeyInfo DER) as an RSA or EC public key. */
+    static PublicKey decodePublicKey(byte[] spki, String keyType) throws InvalidStoredKeyException {
         try {
-            return KeyFactory.getInstance(keyType).generatePublic(new X509EncodedKeySpec(der));
+            return KeyFactory.getInstance(keyType).generatePublic(new X509EncodedKeySpec(spki));
         } catch (GeneralSecurityException | ClassCastException e) {
             throw new InvalidStoredKeyException("the stored public key is not an " + keyType
                     + " SubjectPublicKeyInfo: " + e.getMessage());

@@ -39,6 +39,8 @@ final class KmsEmulator implements AutoCloseable {
     private final String controlUrl;
     private final String region;
     private final Map<String, String> keyArns;
+    /** Null if this emulator does not serve STS. */
+    private final String stsUrl;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     private KmsEmulator(Process process, JsonNode ready) {
@@ -48,6 +50,7 @@ final class KmsEmulator implements AutoCloseable {
         this.region = ready.get("region").asText();
         this.keyArns = JsonSerialization.mapper.convertValue(ready.get("keys"),
                 JsonSerialization.mapper.getTypeFactory().constructMapType(Map.class, String.class, String.class));
+        this.stsUrl = ready.hasNonNull("sts") ? ready.get("sts").asText() : null;
     }
 
     /**
@@ -55,10 +58,17 @@ final class KmsEmulator implements AutoCloseable {
      * calling test if the binary (system property {@code awskms.test.emulator}) does not exist.
      */
     static KmsEmulator start(String... createKeys) throws IOException, InterruptedException {
-        String binary = System.getProperty("awskms.test.emulator", "");
-        assumeTrue(!binary.isEmpty() && Files.isExecutable(Path.of(binary)),
-                "KMS emulator not built yet (" + binary + "); build it with: cargo build --release -p kms-emulator");
+        return start(List.of(), createKeys);
+    }
+
+    /**
+     * Starts the emulator with more command-line options, e.g. {@code --credentials AKID:SECRET:deny=Sign}
+     * (given credentials replace the default ones), or skips the calling test as {@link #start(String...)}.
+     */
+    static KmsEmulator start(List<String> options, String... createKeys) throws IOException, InterruptedException {
+        String binary = binary();
         List<String> command = new ArrayList<>(List.of(binary, "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0"));
+        command.addAll(options);
         for (String key : createKeys) {
             command.add("--create-key");
             command.add(key);
@@ -100,6 +110,26 @@ final class KmsEmulator implements AutoCloseable {
         drain.setDaemon(true);
         drain.start();
         return new KmsEmulator(process, JsonSerialization.mapper.readTree(line));
+    }
+
+    /** Whether this build of the emulator has {@code option}, per its {@code --help}. */
+    static boolean supports(String option) throws IOException, InterruptedException {
+        Process help = new ProcessBuilder(binary(), "--help").redirectErrorStream(true).start();
+        String usage = new String(help.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        help.waitFor(10, TimeUnit.SECONDS);
+        return usage.contains(option + " ");
+    }
+
+    private static String binary() {
+        String binary = System.getProperty("awskms.test.emulator", "");
+        assumeTrue(!binary.isEmpty() && Files.isExecutable(Path.of(binary)),
+                "KMS emulator not built yet (" + binary + "); build it with: cargo build --release -p kms-emulator");
+        return binary;
+    }
+
+    /** The STS endpoint for {@code --role} roles, or null if this build of the emulator has none. */
+    String stsUrl() {
+        return stsUrl;
     }
 
     String kmsUrl() {

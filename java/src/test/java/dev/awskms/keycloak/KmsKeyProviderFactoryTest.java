@@ -69,7 +69,7 @@ class KmsKeyProviderFactoryTest {
         Map<String, ProviderConfigProperty> properties = factory.getConfigProperties().stream()
                 .collect(Collectors.toMap(ProviderConfigProperty::getName, Function.identity()));
         assertEquals(List.of("priority", "enabled", "active", "kmsKeyId", "region", "endpointUrl", "credentialsMode",
-                        "accessKeyId", "secretAccessKey", "algorithm"),
+                        "accessKeyId", "secretAccessKey", "algorithm", "keyArn", "keySpec", "kid", "publicKey"),
                 factory.getConfigProperties().stream().map(ProviderConfigProperty::getName).collect(Collectors.toList()));
 
         ProviderConfigProperty secret = properties.get("secretAccessKey");
@@ -81,6 +81,10 @@ class KmsKeyProviderFactoryTest {
         assertEquals(List.of("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"),
                 properties.get("algorithm").getOptions());
         assertEquals("RS256", properties.get("algorithm").getDefaultValue());
+        for (String written : List.of("keyArn", "keySpec", "kid", "publicKey")) {
+            // Declared so that GET and export keep them; read-only because validation writes them.
+            assertTrue(properties.get(written).isReadOnly(), written);
+        }
         for (String name : List.of("kmsKeyId", "region", "endpointUrl", "credentialsMode", "accessKeyId",
                 "secretAccessKey", "algorithm")) {
             assertFalse(properties.get(name).isSecret() && !name.equals("secretAccessKey"), name);

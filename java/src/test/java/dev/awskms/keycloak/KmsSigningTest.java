@@ -44,6 +44,7 @@ class KmsSigningTest {
     @BeforeAll
     static void startEmulator() throws Exception {
         KmsJcaProvider.register();
+        KeycloakStubs.installCrypto();
         kms = KmsEmulator.start(
                 "alias/java-rsa=RSA_2048",
                 "alias/java-ec256=ECC_NIST_P256",
@@ -76,7 +77,7 @@ class KmsSigningTest {
         NativeLibraryLoader.ensureLoaded();
         ComponentModel model = kms.component("component-describe", "alias/java-ec256", "ES256");
         JsonNode described = JsonSerialization.mapper.readTree(
-                NativeBridge.describeSigningKey(NativeConfigJson.forValidation(model)));
+                NativeBridge.describeSigningKey(NativeConfigJson.forValidation(model, ResolvedSecrets.resolve(null, model), null)));
         assertEquals(kms.keyArn("alias/java-ec256"), described.get("keyArn").asText());
         assertEquals("ECC_NIST_P256", described.get("keySpec").asText());
         assertTrue(described.get("publicKey").asText().length() > 50);
