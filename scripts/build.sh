@@ -7,12 +7,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AWSKMS_ROOT"
 
-pom_keycloak="$(sed -n 's:.*<keycloak.version>\(.*\)</keycloak.version>.*:\1:p' java/pom.xml | head -n1)"
-[ -z "$pom_keycloak" ] || [ "$pom_keycloak" = "$KEYCLOAK_VERSION" ] ||
-    die "java/pom.xml builds against Keycloak $pom_keycloak, scripts/versions.env pins $KEYCLOAK_VERSION"
-
-say "cargo build --release -p keycloak-aws-kms-jni -p kms-emulator"
-cargo build --release -p keycloak-aws-kms-jni -p kms-emulator
+# --all-targets builds with the same dependency features as `cargo test` (dev-dependencies
+# included), so the test stage and this build share one compilation of the dependency tree.
+say "cargo build --release --workspace --all-targets"
+cargo build --release --workspace --all-targets
 say "mvn package (provider JAR)"
 mvn -q -B -Dstyle.color=never -f java/pom.xml -DskipTests package
 jar="$(provider_jar)" || die "expected exactly one java/target/keycloak-aws-kms-*.jar after mvn package"

@@ -6,6 +6,12 @@ AWSKMS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AWSKMS_CACHE_DIR="${AWSKMS_CACHE_DIR:-$HOME/.cache/keycloak-aws-kms}"
 # shellcheck source=versions.env
 . "$AWSKMS_ROOT/scripts/versions.env"
+# The one pin of the Keycloak version: the Maven property the provider is compiled against.
+KEYCLOAK_VERSION="$(sed -n 's:.*<keycloak.version>\(.*\)</keycloak.version>.*:\1:p' "$AWSKMS_ROOT/java/pom.xml" | head -n1)"
+[ -n "$KEYCLOAK_VERSION" ] || {
+    printf 'ERROR: no <keycloak.version> in java/pom.xml\n' >&2
+    exit 1
+}
 
 KEYCLOAK_DIST_TGZ="$AWSKMS_CACHE_DIR/keycloak-quarkus-dist-$KEYCLOAK_VERSION.tar.gz"
 AWSKMS_VENV="$AWSKMS_CACHE_DIR/venv"

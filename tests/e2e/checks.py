@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+import datetime
+import secrets
+from typing import Any, Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 
 import kms_jws
 from harness import Keycloak
@@ -98,3 +105,117 @@ def save_component(admin, realm: str, component: dict[str, Any]) -> str:
         f"POST /admin/realms/{realm}/components: {response.status_code} {response.text[:2000]}"
     )
     return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+
+def refusal_message(response, what: str) -> str:
+    """Asserts HTTP 400 with a non-empty errorMessage and returns the message."""
+    assert response.status_code == 400, (
+        f"{what}: expected 400, got {response.status_code} {response.text[:2000]}"
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        raise AssertionError(f"{what}: 400 without a JSON body: {response.text[:2000]}") from None
+    message = body.get("errorMessage", "") if isinstance(body, dict) else ""
+    assert message, f"{what}: 400 without an errorMessage: {response.text[:2000]}"
+    return message
+
+
+def jwks_kids(keycloak: Keycloak, realm: str) -> set[str]:
+    return {key["kid"] for key in keycloak.certs(realm)["keys"]}
+
+
+# --- X.509 ------------------------------------------------------------------------------------
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def certificate_for(
+    subject_public_key: kms_jws.PublicKey,
+    *,
+    not_before: Optional[datetime.datetime] = None,
+    not_after: Optional[datetime.datetime] = None,
+    common_name: str = "e2e certificate",
+) -> x509.Certificate:
+    """A certificate whose subject key is `subject_public_key`, issued by a throwaway CA key
+    (nobody can sign with a KMS private key from here, and no check needs a self-signature)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    not_before = not_before or _now() - datetime.timedelta(days=1)
+    not_after = not_after or _now() + datetime.timedelta(days=30)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e throwaway CA")]))
+        .public_key(subject_public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def certificate_pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def days_from_now(days: float) -> datetime.datetime:
+    return _now() + datetime.timedelta(days=days)
+
+
+def throwaway_rsa_public_key() -> rsa.RSAPublicKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+
+
+def private_key_pem() -> str:
+    """A PKCS#8 PEM private key, i.e. what an administrator might paste by mistake."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+def pem_body_lines(pem: str) -> list[str]:
+    """The base64 lines of a PEM block: none may be echoed anywhere."""
+    return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+def garbage_pem() -> str:
+    return (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.b64encode(secrets.token_bytes(96)).decode("ascii")
+        + "\n-----END CERTIFICATE-----\n"
+    )
+
+
+def x5c_certificate(jwk: dict[str, Any]) -> x509.Certificate:
+    """The first certificate of a JWKS entry's x5c (standard base64 DER, RFC 7517 §4.7)."""
+    chain = jwk.get("x5c")
+    assert chain, f"the JWKS entry {jwk.get('kid')} has no x5c: {jwk}"
+    return x509.load_der_x509_certificate(base64.b64decode(chain[0]))
+
+
+def assert_certificate_signed_by(certificate: x509.Certificate, key: kms_jws.PublicKey) -> None:
+    """The certificate's own signature verifies with `key` (raises InvalidSignature if not)."""
+    hash_algorithm = certificate.signature_hash_algorithm
+    assert hash_algorithm is not None, certificate.signature_algorithm_oid
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(
+            certificate.signature,
+            certificate.tbs_certificate_bytes,
+            padding.PKCS1v15(),
+            hash_algorithm,
+        )
+    else:
+        key.verify(
+            certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hash_algorithm)
+        )
+
+
+def certificate_spki(certificate: x509.Certificate) -> bytes:
+    return certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

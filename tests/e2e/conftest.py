@@ -93,14 +93,78 @@ def setup_env() -> dict[str, str]:
     return harness.setup_env()
 
 
+@dataclass(frozen=True)
+class AwsIdentities:
+    """The identities the emulator knows besides its main access key (all made up per session).
+
+    - `ambient_*`: Keycloak's process environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), i.e.
+      what credentials mode `default` finds; no component stores it.
+    - `no_sign_*`: an access key that may DescribeKey and GetPublicKey but not Sign.
+    - `signer_role_arn`: a role whose AssumeRole needs `signer_external_id`.
+    - `no_sign_role_arn`: a role that anyone may assume, whose sessions may not Sign.
+    - `unknown_role_arn`: a role the emulator does not have, so AssumeRole is refused.
+    """
+
+    account_id: str
+    ambient_access_key_id: str
+    ambient_secret_access_key: str
+    no_sign_access_key_id: str
+    no_sign_secret_access_key: str
+    signer_role_arn: str
+    signer_external_id: str
+    no_sign_role_arn: str
+    unknown_role_arn: str
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret here: none may ever appear in a response or in the Keycloak log."""
+        return (
+            self.ambient_secret_access_key,
+            self.no_sign_secret_access_key,
+            self.signer_external_id,
+        )
+
+    def emulator_credentials(self) -> tuple[str, ...]:
+        return (
+            f"{self.ambient_access_key_id}:{self.ambient_secret_access_key}",
+            f"{self.no_sign_access_key_id}:{self.no_sign_secret_access_key}:deny=Sign",
+        )
+
+    def emulator_roles(self) -> tuple[str, ...]:
+        return (
+            f"{self.signer_role_arn}:external-id={self.signer_external_id}",
+            f"{self.no_sign_role_arn}:deny=Sign",
+        )
+
+
 @pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """The KMS emulator, with credentials made up for this session."""
+def aws_identities() -> AwsIdentities:
+    account = "111122223333"  # the emulator's default account
+    return AwsIdentities(
+        account_id=account,
+        ambient_access_key_id="AKIAAMBIENT" + secrets.token_hex(4).upper(),
+        ambient_secret_access_key="ambient-secret-" + secrets.token_urlsafe(24),
+        no_sign_access_key_id="AKIANOSIGN" + secrets.token_hex(4).upper(),
+        no_sign_secret_access_key="no-sign-secret-" + secrets.token_urlsafe(24),
+        signer_role_arn=f"arn:aws:iam::{account}:role/e2e-signer",
+        signer_external_id="ext-" + secrets.token_hex(12),
+        no_sign_role_arn=f"arn:aws:iam::{account}:role/e2e-no-sign",
+        unknown_role_arn=f"arn:aws:iam::{account}:role/e2e-nobody-has-this-role",
+    )
+
+
+@pytest.fixture(scope="session")
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, aws_identities: AwsIdentities
+) -> Iterator[Emulator]:
+    """The KMS emulator (and STS), with credentials and roles made up for this session."""
     workdir = tmp_path_factory.mktemp("kms-emulator")
     started = Emulator.start(
         workdir / "kms-emulator.log",
         access_key_id="AKIAE2E" + secrets.token_hex(6).upper(),
         secret_access_key="e2e-secret-" + secrets.token_urlsafe(24),
+        extra_credentials=aws_identities.emulator_credentials(),
+        roles=aws_identities.emulator_roles(),
     )
     _running["emulator"] = started
     _summary.append(f"kms-emulator log: {started.log_path}")
@@ -115,18 +179,78 @@ def kms(emulator: Emulator):
     return emulator.kms_client()
 
 
+@dataclass(frozen=True)
+class StartupImport:
+    """A realm whose aws-kms key is imported by `--import-realm` when Keycloak starts."""
+
+    realm: str
+    alg: str
+    key_spec: str
+    alias: str
+    key_arn: str
+    spki: bytes
+    login: realms.Login
+
+    @property
+    def kid(self) -> str:
+        return kms_jws.kid_of_spki(self.spki)
+
+
+STARTUP_IMPORT_REALM = "startup-import"
+
+
+@pytest.fixture(scope="session")
+def startup_import(kms, emulator: Emulator, login: realms.Login) -> StartupImport:
+    alg = "ES384"
+    alias = f"alias/e2e-{STARTUP_IMPORT_REALM}"
+    key_arn, spki = create_kms_key(kms, KEY_SPECS[alg], alias)
+    return StartupImport(
+        realm=STARTUP_IMPORT_REALM,
+        alg=alg,
+        key_spec=KEY_SPECS[alg],
+        alias=alias,
+        key_arn=key_arn,
+        spki=spki,
+        login=login,
+    )
+
+
 @pytest.fixture(scope="session")
 def keycloak(
-    setup_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    setup_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    emulator: Emulator,
+    aws_identities: AwsIdentities,
+    startup_import: StartupImport,
 ) -> Iterator[Keycloak]:
-    """One Keycloak for the whole session, with the provider JAR in providers/."""
+    """One Keycloak for the whole session, with the provider JAR in providers/.
+
+    Started with the file vault on a directory tests write secrets into, with the emulator's
+    "ambient" credentials in its environment (what credentials mode `default` finds), and with
+    one aws-kms realm imported at startup (`--import-realm`)."""
     jar = harness.provider_jar()
     workdir = tmp_path_factory.mktemp("keycloak")
+    imported = realms.realm(
+        startup_import.realm,
+        startup_import.alg,
+        startup_import.login,
+        key_providers=[
+            realms.emulator_component(
+                "aws-kms-at-startup", startup_import.alg, startup_import.alias, emulator
+            )
+        ],
+    )
     started = Keycloak.start(
         Path(setup_env["KEYCLOAK_DIST_TGZ"]),
         Path(setup_env["KEYCLOAK_JAVA_HOME"]),
         workdir,
         [jar],
+        extra_env={
+            "AWS_ACCESS_KEY_ID": aws_identities.ambient_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": aws_identities.ambient_secret_access_key,
+        },
+        vault_dir=workdir / "vault",
+        import_realms=(imported,),
     )
     _summary.append(
         f"Keycloak {setup_env['KEYCLOAK_VERSION']} (JAVA_HOME {setup_env['KEYCLOAK_JAVA_HOME']}) "
@@ -210,6 +334,18 @@ def make_kms_realm(
 def kms_realm(request: pytest.FixtureRequest, make_kms_realm) -> KmsRealm:
     """One realm per algorithm (parametrised), created on first use and kept for the session."""
     return make_kms_realm(request.param)
+
+
+@pytest.fixture(scope="session")
+def make_realm(admin: Admin, login: realms.Login) -> Callable[..., str]:
+    """Creates a realm (POST /admin/realms) signing with `alg` by default, whose key providers are
+    `components` plus the generated HMAC and AES keys; asserts 201 and returns its name."""
+
+    def make(name: str, alg: str, components: list[dict[str, Any]]) -> str:
+        admin.create_realm(realms.realm(name, alg, login, key_providers=components))
+        return name
+
+    return make
 
 
 @pytest.fixture

@@ -113,6 +113,10 @@ class Emulator:
     access_key_id: str
     secret_access_key: str
     log_path: Path
+    # STS AssumeRole is served on the KMS port; "" if the emulator does not announce it.
+    sts_url: str = ""
+    # The ARNs of the roles given with --role, as the emulator announced them.
+    roles: list[str] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -123,7 +127,11 @@ class Emulator:
         create_keys: tuple[str, ...] = (),
         binary: Path = EMULATOR_BINARY,
         timeout: float = 30,
+        extra_credentials: tuple[str, ...] = (),
+        roles: tuple[str, ...] = (),
     ) -> "Emulator":
+        """`extra_credentials` are more `--credentials AKID:SECRET[:deny=OP,…]` principals besides
+        the main one; `roles` are `--role ARN[:external-id=X][:deny=OP,…]` values."""
         if not binary.is_file():
             raise RuntimeError(f"{binary} does not exist: run scripts/build.sh")
         args = [
@@ -133,6 +141,10 @@ class Emulator:
             "--region", REGION,
             "--credentials", f"{access_key_id}:{secret_access_key}",
         ]
+        for principal in extra_credentials:
+            args += ["--credentials", principal]
+        for role in roles:
+            args += ["--role", role]
         for spec in create_keys:
             args += ["--create-key", spec]
         log = log_path.open("ab")
@@ -175,6 +187,8 @@ class Emulator:
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
             log_path=log_path,
+            sts_url=info.get("sts") or "",
+            roles=list(info.get("roles") or []),
         )
         health = requests.get(f"{emulator.control_url}/health", timeout=5)
         if health.status_code != 200:
@@ -262,6 +276,8 @@ class Keycloak:
     management_url: str
     log_path: Path
     startup_seconds: float = 0.0
+    # Keycloak's files-plaintext vault (`--vault=file`), if started with one.
+    vault_dir: Optional[Path] = None
 
     @classmethod
     def start(
@@ -272,7 +288,14 @@ class Keycloak:
         provider_jars: list[Path],
         extra_args: tuple[str, ...] = (),
         timeout: float = 240,
+        extra_env: Optional[dict[str, str]] = None,
+        vault_dir: Optional[Path] = None,
+        import_realms: tuple[dict[str, Any], ...] = (),
     ) -> "Keycloak":
+        """`extra_env` is added to the process environment after the AWS_/KC_ variables of this
+        process are removed; `vault_dir` enables the file vault on that directory (secrets may be
+        written there at any time, Keycloak reads them per lookup); `import_realms` are realm
+        representations written to data/import and imported at startup (`--import-realm`)."""
         subprocess.run(["tar", "-xzf", str(dist_tgz), "-C", str(workdir)], check=True)
         homes = sorted(workdir.glob("keycloak-*/bin/kc.sh"))
         if len(homes) != 1:
@@ -293,6 +316,18 @@ class Keycloak:
             AWS_CONFIG_FILE="/dev/null",
             AWS_SHARED_CREDENTIALS_FILE="/dev/null",
         )
+        env.update(extra_env or {})
+        if import_realms:
+            import_dir = home / "data" / "import"
+            import_dir.mkdir(parents=True, exist_ok=True)
+            for representation in import_realms:
+                (import_dir / f"{representation['realm']}-realm.json").write_text(
+                    json.dumps(representation, indent=2)
+                )
+            extra_args = (*extra_args, "--import-realm")
+        if vault_dir is not None:
+            vault_dir.mkdir(parents=True, exist_ok=True)
+            extra_args = (*extra_args, "--vault=file", f"--vault-dir={vault_dir}")
         args = [
             str(home / "bin" / "kc.sh"),
             "start-dev",
@@ -323,6 +358,7 @@ class Keycloak:
             base_url=f"http://127.0.0.1:{http_port}",
             management_url=f"http://127.0.0.1:{management_port}",
             log_path=log_path,
+            vault_dir=vault_dir,
         )
         deadline = started + timeout
         while True:
@@ -348,6 +384,17 @@ class Keycloak:
 
     def stop(self) -> None:
         _stop_process_group(self.process, 30)
+
+    def write_vault_secret(self, realm: str, name: str, value: str) -> str:
+        """Stores a secret in the file vault and returns its reference, `${vault.NAME}`.
+
+        The default key resolver (REALM_UNDERSCORE_KEY) looks for the file REALM_NAME, with every
+        `_` inside the realm and the secret name doubled."""
+        if self.vault_dir is None:
+            raise RuntimeError("this Keycloak was started without a vault directory")
+        file_name = realm.replace("_", "__") + "_" + name.replace("_", "__")
+        (self.vault_dir / file_name).write_text(value)
+        return "${vault." + name + "}"
 
     def log_size(self) -> int:
         try:
@@ -458,6 +505,25 @@ class Admin:
     def create_component(self, realm: str, representation: dict[str, Any]) -> requests.Response:
         """POST a component; returns the raw response (201 with Location, or a 4xx)."""
         return self.request("POST", f"/{realm}/components", json=representation)
+
+    def update_component(
+        self, realm: str, component_id: str, representation: dict[str, Any]
+    ) -> requests.Response:
+        """PUT a component; returns the raw response (204, or a 4xx)."""
+        return self.request("PUT", f"/{realm}/components/{component_id}", json=representation)
+
+    def delete_component(self, realm: str, component_id: str) -> None:
+        self.checked("DELETE", f"/{realm}/components/{component_id}", 204)
+
+    def import_realm(self, representation: dict[str, Any]) -> requests.Response:
+        """POST /admin/realms; returns the raw response (201, or a 4xx)."""
+        return self.request("POST", "", json=representation)
+
+    def realm_exists(self, realm: str) -> bool:
+        response = self.request("GET", f"/{realm}")
+        if response.status_code not in (200, 404):
+            raise AssertionError(f"GET /admin/realms/{realm}: {response.status_code} {response.text}")
+        return response.status_code == 200
 
     def keys(self, realm: str) -> dict[str, Any]:
         return self.checked("GET", f"/{realm}/keys", 200).json()

@@ -34,16 +34,43 @@ def aws_kms_component(
     active: bool = True,
     extra: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
-    """An `aws-kms` key provider component (config keys: docs/design.md)."""
+    """An `aws-kms` key provider component with access-key credentials (config keys:
+    docs/design.md)."""
+    return kms_component(
+        name,
+        alg,
+        kms_key_id,
+        endpoint_url,
+        access_key_credentials(access_key_id, secret_access_key),
+        region=region,
+        priority=priority,
+        active=active,
+        extra=extra,
+    )
+
+
+def kms_component(
+    name: str,
+    alg: str,
+    kms_key_id: str,
+    endpoint_url: str,
+    credentials: dict[str, str],
+    *,
+    region: Optional[str] = REGION,
+    priority: int = KMS_PROVIDER_PRIORITY,
+    active: bool = True,
+    enabled: bool = True,
+    extra: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """An `aws-kms` component with any credentials mode: `credentials` is one of
+    `access_key_credentials`, `default_credentials` or `assume_role_credentials`."""
     config = {
         "kmsKeyId": kms_key_id,
         "endpointUrl": endpoint_url,
-        "credentialsMode": "access-key",
-        "accessKeyId": access_key_id,
-        "secretAccessKey": secret_access_key,
+        **credentials,
         "algorithm": alg,
         "priority": str(priority),
-        "enabled": "true",
+        "enabled": "true" if enabled else "false",
         "active": "true" if active else "false",
     }
     if region is not None:
@@ -55,6 +82,69 @@ def aws_kms_component(
         "providerType": KEY_PROVIDER_TYPE,
         "config": {key: [value] for key, value in config.items()},
     }
+
+
+def access_key_credentials(access_key_id: str, secret_access_key: str) -> dict[str, str]:
+    return {
+        "credentialsMode": "access-key",
+        "accessKeyId": access_key_id,
+        "secretAccessKey": secret_access_key,
+    }
+
+
+def default_credentials() -> dict[str, str]:
+    """The Keycloak server's own AWS credential chain: nothing stored in the component."""
+    return {"credentialsMode": "default"}
+
+
+def assume_role_credentials(
+    role_arn: str,
+    sts_endpoint_url: str,
+    *,
+    external_id: Optional[str] = None,
+    access_key_id: Optional[str] = None,
+    secret_access_key: Optional[str] = None,
+    role_session_name: Optional[str] = None,
+) -> dict[str, str]:
+    """assume-role: as the given access key, or as the server's default chain without one."""
+    config = {
+        "credentialsMode": "assume-role",
+        "roleArn": role_arn,
+        "stsEndpointUrl": sts_endpoint_url,
+    }
+    optional = {
+        "externalId": external_id,
+        "accessKeyId": access_key_id,
+        "secretAccessKey": secret_access_key,
+        "roleSessionName": role_session_name,
+    }
+    config.update({key: value for key, value in optional.items() if value is not None})
+    return config
+
+
+def with_config(component: dict[str, Any], **changes: Optional[str]) -> dict[str, Any]:
+    """A copy of a component representation with config values replaced (None removes one)."""
+    config = {key: list(values) for key, values in component["config"].items()}
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = [value]
+    return {**component, "config": config}
+
+
+def client_with_algorithms(
+    login: Login, access_token_alg: Optional[str] = None, id_token_alg: Optional[str] = None
+) -> dict[str, Any]:
+    """The confidential client, signing its access and ID tokens with per-client algorithms."""
+    client = confidential_client(login)
+    attributes: dict[str, str] = {}
+    if access_token_alg:
+        attributes["access.token.signed.response.alg"] = access_token_alg
+    if id_token_alg:
+        attributes["id.token.signed.response.alg"] = id_token_alg
+    client["attributes"] = attributes
+    return client
 
 
 def emulator_component(name: str, alg: str, kms_key_id: str, emulator: Emulator) -> dict[str, Any]:

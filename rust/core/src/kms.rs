@@ -189,6 +189,18 @@ where
             let status = context.raw().status().as_u16();
             let code = context.err().code().unwrap_or("UnknownError");
             let detail = context.err().message().unwrap_or("");
+            if names_wrong_region(detail) {
+                return Error::new(
+                    ErrorKind::InvalidConfiguration,
+                    format!(
+                        "Region: KMS at {} does not serve region {} (AWS: {}); set the region of \
+                         that endpoint or of the key's ARN",
+                        endpoint_label(connection),
+                        connection.region,
+                        detail.trim()
+                    ),
+                );
+            }
             let kind = classify_service_error(code, status);
             Error::new(
                 kind,
@@ -251,6 +263,13 @@ where
             root_cause(&error)
         )),
     }
+}
+
+/// A regional endpoint refuses a signature scoped to another region with this wording (code
+/// `InvalidSignatureException` or `SignatureDoesNotMatch`); it is a configuration mistake, not a
+/// wrong secret.
+fn names_wrong_region(detail: &str) -> bool {
+    detail.contains("scoped to a valid region")
 }
 
 /// The KMS (and AWS-wide) error codes, sorted into our kinds.
@@ -352,13 +371,24 @@ where
     None
 }
 
-/// The innermost cause's message: the SDK's outer layers only say "dispatch failure".
+/// The most specific cause: an AWS error's code and message where the chain has one (as for a
+/// failed `sts:AssumeRole`), else the innermost message (the SDK's outer layers only say
+/// "dispatch failure").
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
-    while let Some(next) = current.source() {
-        current = next;
+    loop {
+        if let Some(aws) = current.downcast_ref::<aws_smithy_types::error::ErrorMetadata>() {
+            return match (aws.code(), aws.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                (None, _) => aws.message().unwrap_or("unknown AWS error").to_owned(),
+            };
+        }
+        match current.source() {
+            Some(next) => current = next,
+            None => return current.to_string(),
+        }
     }
-    current.to_string()
 }
 
 fn capitalize(text: &str) -> String {

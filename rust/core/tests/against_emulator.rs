@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
-use kms_emulator::{InitialKey, KeySpec, Operation, Policy, Principal};
+use kms_emulator::{InitialKey, KeySpec, Operation, Policy, Principal, Role};
 use kms_keycloak_core::config::ProviderConfig;
 use kms_keycloak_core::{signing, validation, ErrorKind};
 
 /// Credentials that may read keys but not sign with them.
 const NO_SIGN_KEY_ID: &str = "AKIANOSIGN0000000001";
 const NO_SIGN_SECRET: &str = "no-sign-secret-access-key-0001";
+
+/// A role the default credentials may assume, with an external id.
+const SIGNER_ROLE: &str = "arn:aws:iam::111122223333:role/keycloak-signer";
+const EXTERNAL_ID: &str = "keycloak-external-id-0001";
 
 struct Fixture {
     // Runs the emulator; the product uses its own runtime, as it does inside Keycloak.
@@ -56,6 +60,11 @@ impl Fixture {
                     Policy::deny([Operation::Sign]),
                 ),
             ],
+            roles: vec![Role::new(
+                SIGNER_ROLE,
+                Some(EXTERNAL_ID.to_owned()),
+                Policy::allow_all(),
+            )],
             log_requests: false,
             ..kms_emulator::Config::default()
         };
@@ -441,4 +450,54 @@ fn credentials_that_can_read_the_key_but_not_sign_are_refused_at_save() {
     let error = validation::describe_signing_key(&parsed).expect_err("no kms:Sign");
     assert_eq!(error.kind(), ErrorKind::AccessDenied);
     assert!(error.message().contains("kms:Sign"), "{}", error.message());
+}
+
+fn assume_role_config(fixture: &Fixture, external_id: &str) -> serde_json::Value {
+    let mut config = fixture.config(
+        "alias/rsa",
+        "RS256",
+        kms_emulator::DEFAULT_SECRET_ACCESS_KEY,
+    );
+    config["credentialsMode"] = "assume-role".into();
+    config["roleArn"] = SIGNER_ROLE.into();
+    config["externalId"] = external_id.into();
+    config["stsEndpointUrl"] = fixture.emulator.sts_url().into();
+    config
+}
+
+#[test]
+fn an_assumed_role_validates_and_signs() {
+    let fixture = Fixture::start();
+    let mut config = assume_role_config(&fixture, EXTERNAL_ID);
+    let parsed = ProviderConfig::from_json(&config.to_string()).expect("valid");
+    let description = validation::describe_signing_key(&parsed).expect("role assumed");
+    config["keyArn"] = description.key_arn.clone().into();
+    config["keySpec"] = description.key_spec.clone().into();
+    config["publicKey"] = description.public_key.clone().into();
+    let handle = signing::register(&config.to_string()).expect("registers");
+    let signature = signing::sign(handle, "SHA256withRSA", b"m").expect("signs");
+    assert!(verifies(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        &spki(&description),
+        b"m",
+        &signature
+    ));
+}
+
+#[test]
+fn a_role_that_cannot_be_assumed_is_refused_with_the_role_and_the_reason() {
+    let fixture = Fixture::start();
+    let wrong = "not-the-external-id";
+    let config = assume_role_config(&fixture, wrong);
+    let parsed = ProviderConfig::from_json(&config.to_string()).expect("valid");
+    let error = validation::describe_signing_key(&parsed).expect_err("wrong external id");
+    assert_eq!(error.kind(), ErrorKind::CredentialsUnavailable);
+    assert!(
+        error.message().starts_with(&format!(
+            "Could not assume role {SIGNER_ROLE}: AccessDenied: "
+        )),
+        "{}",
+        error.message()
+    );
+    assert!(!error.message().contains(wrong));
 }

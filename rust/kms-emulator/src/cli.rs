@@ -2,14 +2,16 @@
 
 use std::net::SocketAddr;
 
-use crate::{Config, InitialKey, KeySpec, Operation, Policy, Principal};
+use crate::{Config, InitialKey, KeySpec, Operation, Policy, Principal, Role};
 
 pub const USAGE: &str = "\
 Usage: kms-emulator [OPTIONS]
 
 A local AWS KMS emulator (AWS JSON 1.1, SigV4) with a control port for fault injection.
+The KMS port also serves STS AssumeRole (AWS Query) for the --role roles.
 On start it prints one JSON line to stdout:
-  {\"kms\":\"http://…\",\"control\":\"http://…\",\"region\":\"…\",\"keys\":{\"alias/NAME\":\"arn:…\"}}
+  {\"kms\":\"http://…\",\"control\":\"http://…\",\"region\":\"…\",\"keys\":{\"alias/NAME\":\"arn:…\"},
+   \"sts\":\"http://…\",\"roles\":[\"arn:…\"]}
 
 Options:
   --listen ADDR              KMS port [default: 127.0.0.1:0]
@@ -19,7 +21,12 @@ Options:
   --credentials AKID:SECRET[:deny=OP,OP…]
                              accepted credentials, repeatable; deny= lists operations this
                              access key may not call [default: AKIAEMULATOR00000001 /
-                             emulator-secret-access-key-0001]
+                             emulator-secret-access-key-0001]; deny=AssumeRole keeps
+                             it from assuming roles
+  --role arn:aws:iam::ACCOUNT:role/NAME[:external-id=VALUE][:deny=OP,OP…]
+                             a role any credentials may assume with STS AssumeRole,
+                             repeatable; external-id= makes AssumeRole require that
+                             ExternalId, deny= lists operations its sessions may not call
   --create-key alias/NAME=KEYSPEC
                              create a SIGN_VERIFY key (RSA_2048|RSA_3072|RSA_4096|
                              ECC_NIST_P256|ECC_NIST_P384|ECC_NIST_P521) and its alias;
@@ -60,6 +67,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
             "--region" => config.region = value()?,
             "--account-id" => config.account_id = value()?,
             "--credentials" => config.principals.push(parse_credentials(&value()?)?),
+            "--role" => config.roles.push(parse_role(&value()?)?),
             "--create-key" => config.keys.push(parse_initial_key(&value()?)?),
             "--allow-non-loopback" | "--quiet" | "-h" | "--help" if inline_value.is_some() => {
                 return Err(format!("{flag} takes no value"));
@@ -94,18 +102,70 @@ fn parse_credentials(value: &str) -> Result<Principal, String> {
             let denied = rule
                 .strip_prefix("deny=")
                 .ok_or_else(|| format!("--credentials for {access_key_id}: expected deny=OP,…"))?;
-            let operations = denied
-                .split(',')
-                .map(|name| {
-                    Operation::from_name(name).ok_or_else(|| {
-                        format!("--credentials for {access_key_id}: unknown operation '{name}'")
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Policy::deny(operations)
+            parse_denied("--credentials", access_key_id, denied)?
         }
     };
     Ok(Principal::new(access_key_id, secret, policy))
+}
+
+/// `deny=OP,OP…` without the prefix.
+fn parse_denied(flag: &str, owner: &str, denied: &str) -> Result<Policy, String> {
+    let operations = denied
+        .split(',')
+        .map(|name| {
+            Operation::from_name(name)
+                .ok_or_else(|| format!("{flag} for {owner}: unknown operation '{name}'"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Policy::deny(operations))
+}
+
+/// `ROLE_ARN[:external-id=VALUE][:deny=OP,…]`, options in any order. The ARN is its first six
+/// `:`-separated fields; an external id may contain `:` as long as no part after one starts
+/// with `external-id=` or `deny=`.
+fn parse_role(value: &str) -> Result<Role, String> {
+    const EXTERNAL_ID: &str = "external-id=";
+    const DENY: &str = "deny=";
+    let fields: Vec<&str> = value.split(':').collect();
+    if fields.len() < 6 {
+        return Err(format!(
+            "--role takes arn:aws:iam::ACCOUNT:role/NAME[:external-id=VALUE][:deny=OP,…], not '{value}'"
+        ));
+    }
+    let arn = fields[..6].join(":");
+    let mut options: Vec<String> = Vec::new();
+    for field in &fields[6..] {
+        match options.last_mut() {
+            Some(option) if !field.starts_with(EXTERNAL_ID) && !field.starts_with(DENY) => {
+                option.push(':');
+                option.push_str(field);
+            }
+            _ => options.push((*field).to_owned()),
+        }
+    }
+    let (mut external_id, mut policy) = (None, None);
+    for option in options {
+        if let Some(id) = option.strip_prefix(EXTERNAL_ID) {
+            if external_id.replace(id.to_owned()).is_some() {
+                return Err(format!("--role {arn}: external-id= given twice"));
+            }
+        } else if let Some(denied) = option.strip_prefix(DENY) {
+            if policy
+                .replace(parse_denied("--role", &arn, denied)?)
+                .is_some()
+            {
+                return Err(format!("--role {arn}: deny= given twice"));
+            }
+        } else {
+            return Err(format!(
+                "--role {arn}: expected external-id=VALUE or deny=OP,…, not '{option}'"
+            ));
+        }
+    }
+    let role = Role::new(arn, external_id, policy.unwrap_or_default());
+    role.validate()
+        .map_err(|problem| format!("--role: {problem}"))?;
+    Ok(role)
 }
 
 /// `alias/NAME=KEYSPEC`.
@@ -159,6 +219,9 @@ mod tests {
             "--credentials",
             "AKID1:secret1",
             "--credentials=AKID2:secret2:deny=Sign,GetPublicKey",
+            "--role",
+            "arn:aws:iam::111122223333:role/plain",
+            "--role=arn:aws:iam::111122223333:role/path/reader:deny=Sign:external-id=a:b/c",
             "--create-key",
             "alias/rsa=RSA_2048",
             "--create-key=alias/ec=ECC_NIST_P256",
@@ -192,6 +255,21 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(
+            config.roles,
+            vec![
+                Role::new(
+                    "arn:aws:iam::111122223333:role/plain",
+                    None,
+                    Policy::allow_all()
+                ),
+                Role::new(
+                    "arn:aws:iam::111122223333:role/path/reader",
+                    Some("a:b/c".to_owned()),
+                    Policy::deny([Operation::Sign])
+                ),
+            ]
+        );
         assert!(!config.log_requests);
     }
 
@@ -203,6 +281,15 @@ mod tests {
             &["--credentials", "AKID"],
             &["--credentials", "AKID:secret:allow=Sign"],
             &["--credentials", "AKID:secret:deny=Encrypt"],
+            &["--role", "arn:aws:iam::111122223333"],
+            &["--role", "arn:aws:iam::111122223333:user/x"],
+            &["--role", "arn:aws:iam::111122223333:role/x:allow=Sign"],
+            &["--role", "arn:aws:iam::111122223333:role/x:deny=Encrypt"],
+            &["--role", "arn:aws:iam::111122223333:role/x:external-id=x"],
+            &[
+                "--role",
+                "arn:aws:iam::111122223333:role/x:deny=Sign:deny=Verify",
+            ],
             &["--create-key", "alias/x"],
             &["--create-key", "alias/x=HMAC_256"],
             &["--quiet=yes"],

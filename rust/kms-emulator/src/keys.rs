@@ -131,6 +131,11 @@ impl KeyStore {
         }
     }
 
+    /// The region this store's endpoint serves.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     pub fn account_id(&self) -> &str {
         &self.account_id
     }

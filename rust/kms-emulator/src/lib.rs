@@ -1,7 +1,9 @@
 //! A local AWS KMS emulator that follows AWS's documented semantics where the product depends on
 //! them: `MessageType=DIGEST` is signed as given (never hashed again), RSASSA-PSS uses a salt as
 //! long as the hash, and only `Enabled` keys sign. It speaks AWS JSON 1.1 and verifies SigV4, so
-//! the real AWS SDKs talk to it unchanged.
+//! the real AWS SDKs talk to it unchanged. The same port serves STS `AssumeRole` (AWS Query) for
+//! the roles configured at startup; the temporary credentials it issues work against KMS until
+//! they expire.
 //!
 //! Two ports: the KMS port, and a control port for health, request counts and fault injection
 //! (see `docs/design.md`, section "KMS emulator"). Start it with [`start`]; the `kms-emulator`
@@ -20,6 +22,7 @@ mod protocol;
 mod server;
 mod sigv4;
 mod stats;
+mod sts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,13 +35,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::crypto::KeySpec;
-pub use crate::principal::{Policy, Principal, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY};
+pub use crate::principal::{
+    Policy, Principal, Role, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY,
+};
 pub use crate::protocol::Operation;
 
 use crate::control::Control;
 use crate::faults::Faults;
 use crate::keys::KeyStore;
-use crate::principal::Principals;
+use crate::principal::Identities;
 use crate::protocol::KmsError;
 use crate::server::{Kms, KmsPort};
 use crate::stats::Stats;
@@ -57,6 +62,8 @@ pub struct Config {
     pub account_id: String,
     /// Accepted credentials; empty means the defaults ([`DEFAULT_ACCESS_KEY_ID`]).
     pub principals: Vec<Principal>,
+    /// Roles any accepted credentials may assume with STS `AssumeRole` (on the KMS port).
+    pub roles: Vec<Role>,
     /// Keys created at startup, each with its alias.
     pub keys: Vec<InitialKey>,
     /// Without this, only loopback addresses may be bound.
@@ -74,6 +81,7 @@ impl Default for Config {
             region: DEFAULT_REGION.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             principals: Vec::new(),
+            roles: Vec::new(),
             keys: Vec::new(),
             allow_non_loopback: false,
             log_requests: true,
@@ -142,6 +150,7 @@ pub struct Emulator {
     control_url: String,
     region: String,
     keys: BTreeMap<String, String>,
+    roles: Vec<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -154,9 +163,14 @@ pub async fn start(config: Config) -> Result<Emulator, StartError> {
     let kms_addr = local_addr(&kms_listener, config.listen)?;
     let control_addr = local_addr(&control_listener, config.control_listen)?;
 
+    let roles = config
+        .roles
+        .iter()
+        .map(|role| role.arn().to_owned())
+        .collect();
     let kms = Arc::new(Kms {
         store: KeyStore::new(&config.region, &config.account_id),
-        principals: Principals::new(config.principals),
+        identities: Identities::new(&config.account_id, config.principals, config.roles),
         stats: Stats::default(),
         faults: Faults::default(),
         log_requests: config.log_requests,
@@ -196,6 +210,7 @@ pub async fn start(config: Config) -> Result<Emulator, StartError> {
         control_url: format!("http://{control_addr}"),
         region: config.region,
         keys,
+        roles,
         shutdown,
         tasks,
     })
@@ -224,6 +239,16 @@ fn validate(config: &Config) -> Result<(), StartError> {
             config.account_id
         )));
     }
+    let mut arns = std::collections::BTreeSet::new();
+    for role in &config.roles {
+        role.validate().map_err(StartError::InvalidConfig)?;
+        if !arns.insert(role.arn()) {
+            return Err(StartError::InvalidConfig(format!(
+                "role {} is configured twice",
+                role.arn()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -247,6 +272,16 @@ impl Emulator {
         &self.kms_url
     }
 
+    /// `http://IP:PORT` of STS `AssumeRole`: the KMS port.
+    pub fn sts_url(&self) -> &str {
+        &self.kms_url
+    }
+
+    /// The ARNs of the roles that may be assumed, as configured.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
     /// `http://IP:PORT` of the control port.
     pub fn control_url(&self) -> &str {
         &self.control_url
@@ -262,7 +297,7 @@ impl Emulator {
     }
 
     /// The one JSON line the binary prints on start:
-    /// `{"kms":…,"control":…,"region":…,"keys":{"alias/NAME":"arn:…"}}`.
+    /// `{"kms":…,"control":…,"region":…,"keys":{"alias/NAME":"arn:…"},"sts":…,"roles":["arn:…"]}`.
     pub fn startup_line(&self) -> String {
         #[derive(Serialize)]
         struct StartupLine<'a> {
@@ -270,12 +305,16 @@ impl Emulator {
             control: &'a str,
             region: &'a str,
             keys: &'a BTreeMap<String, String>,
+            sts: &'a str,
+            roles: &'a [String],
         }
         let line = StartupLine {
             kms: &self.kms_url,
             control: &self.control_url,
             region: &self.region,
             keys: &self.keys,
+            sts: self.sts_url(),
+            roles: &self.roles,
         };
         // A struct of strings always serializes.
         serde_json::to_string(&line).unwrap_or_default()

@@ -20,6 +20,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Installed before the startup line: a SIGTERM right after it must still exit cleanly.
+    let termination = match Termination::install() {
+        Ok(termination) => termination,
+        Err(err) => {
+            eprintln!("kms-emulator: cannot wait for signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let emulator = match kms_emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(err) => {
@@ -34,7 +42,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     drop(stdout);
-    match wait_for_termination().await {
+    match termination.wait().await {
         Ok(()) => {
             emulator.shutdown().await;
             ExitCode::SUCCESS
@@ -46,20 +54,42 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
+/// SIGTERM or SIGINT (Ctrl-C elsewhere), listened for from `install` on.
 #[cfg(unix)]
-async fn wait_for_termination() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+struct Termination {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Termination {
+    fn install() -> std::io::Result<Termination> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Termination {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) -> std::io::Result<()> {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        Ok(())
+    }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_termination() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+struct Termination;
+
+#[cfg(not(unix))]
+impl Termination {
+    fn install() -> std::io::Result<Termination> {
+        Ok(Termination)
+    }
+
+    async fn wait(self) -> std::io::Result<()> {
+        tokio::signal::ctrl_c().await
+    }
 }

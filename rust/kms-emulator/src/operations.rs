@@ -39,6 +39,11 @@ pub async fn execute(
             output(schedule_key_deletion(store, parse_request(body)?))
         }
         Operation::CancelKeyDeletion => output(cancel_key_deletion(store, parse_request(body)?)),
+        // Routed to `sts`, never here.
+        Operation::AssumeRole => Err(KmsError::new(
+            ErrorKind::UnknownOperation,
+            "AssumeRole is an STS operation.",
+        )),
     }
 }
 

@@ -1,5 +1,5 @@
 //! AWS JSON 1.1 as KMS speaks it: operation names, error types and their HTTP form, blobs and
-//! timestamps.
+//! timestamps. (STS's XML form of the same errors is in `sts`.)
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,8 @@ pub const CONTENT_TYPE_JSON_1_1: &str = "application/x-amz-json-1.1";
 const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
 const REQUEST_ID_HEADER: &str = "x-amzn-requestid";
 
-/// The KMS operations this emulator implements.
+/// The operations this emulator implements: KMS's, and STS `AssumeRole` (served on the same port,
+/// see `sts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {
     CreateKey,
@@ -36,10 +37,12 @@ pub enum Operation {
     EnableKey,
     ScheduleKeyDeletion,
     CancelKeyDeletion,
+    /// STS, not KMS: never reached through `X-Amz-Target`.
+    AssumeRole,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 15] = [
         Operation::CreateKey,
         Operation::DescribeKey,
         Operation::GetPublicKey,
@@ -54,9 +57,11 @@ impl Operation {
         Operation::EnableKey,
         Operation::ScheduleKeyDeletion,
         Operation::CancelKeyDeletion,
+        Operation::AssumeRole,
     ];
 
-    /// The operation's name as it appears in `X-Amz-Target` after [`TARGET_PREFIX`].
+    /// The operation's name as it appears in `X-Amz-Target` after [`TARGET_PREFIX`] (or in
+    /// `Action=` for STS).
     pub fn name(self) -> &'static str {
         match self {
             Operation::CreateKey => "CreateKey",
@@ -73,18 +78,25 @@ impl Operation {
             Operation::EnableKey => "EnableKey",
             Operation::ScheduleKeyDeletion => "ScheduleKeyDeletion",
             Operation::CancelKeyDeletion => "CancelKeyDeletion",
+            Operation::AssumeRole => "AssumeRole",
         }
+    }
+
+    /// Whether this is a KMS operation (rather than STS `AssumeRole`).
+    pub fn is_kms(self) -> bool {
+        self != Operation::AssumeRole
     }
 
     pub fn from_name(name: &str) -> Option<Operation> {
         Operation::ALL.into_iter().find(|op| op.name() == name)
     }
 
-    /// Parses an `X-Amz-Target` header value such as `TrentService.Sign`.
+    /// Parses an `X-Amz-Target` header value such as `TrentService.Sign` (KMS operations only).
     pub fn from_target(target: &str) -> Option<Operation> {
         target
             .strip_prefix(TARGET_PREFIX)
             .and_then(Operation::from_name)
+            .filter(|op| op.is_kms())
     }
 }
 
@@ -110,6 +122,7 @@ pub enum ErrorKind {
     UnsupportedOperation,
     // Client errors common to AWS JSON services (request shape, authentication, throttling).
     AccessDenied,
+    ExpiredToken,
     IncompleteSignature,
     InvalidSignature,
     MissingAuthenticationToken,
@@ -138,6 +151,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "NotFoundException",
             ErrorKind::UnsupportedOperation => "UnsupportedOperationException",
             ErrorKind::AccessDenied => "AccessDeniedException",
+            ErrorKind::ExpiredToken => "ExpiredTokenException",
             ErrorKind::IncompleteSignature => "IncompleteSignatureException",
             ErrorKind::InvalidSignature => "InvalidSignatureException",
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",
@@ -164,6 +178,7 @@ impl ErrorKind {
             | ErrorKind::NotFound
             | ErrorKind::UnsupportedOperation
             | ErrorKind::AccessDenied
+            | ErrorKind::ExpiredToken
             | ErrorKind::IncompleteSignature
             | ErrorKind::InvalidSignature
             | ErrorKind::MissingAuthenticationToken
@@ -178,7 +193,8 @@ impl ErrorKind {
     }
 }
 
-/// An error answered to a KMS client: an AWS error type and a human-readable message.
+/// An error answered to a client: an AWS error type and a human-readable message. KMS gets it as
+/// JSON ([`KmsError::to_response`]), STS as XML (`sts::error_response`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KmsError {
     kind: ErrorKind,
@@ -215,6 +231,10 @@ impl KmsError {
 
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// The HTTP response: status by kind, `{"__type","message"}` body and `x-amzn-errortype`.
@@ -347,6 +367,7 @@ mod tests {
         );
         assert_eq!(Operation::from_target("Sign"), None);
         assert_eq!(Operation::from_target("TrentService.Encrypt"), None);
+        assert_eq!(Operation::from_target("TrentService.AssumeRole"), None);
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.name()), Some(op));
         }

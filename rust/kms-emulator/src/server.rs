@@ -1,5 +1,6 @@
 //! The KMS port: accepting connections (and refusing them while "down"), and the pipeline every
-//! request runs through: route, count, fault, authenticate, authorize, execute.
+//! request runs through: route (KMS, or STS `AssumeRole`), count, fault, authenticate, authorize,
+//! execute.
 
 use std::fmt;
 use std::io;
@@ -22,10 +23,11 @@ use tokio::sync::watch;
 use crate::faults::{Effect, Faults};
 use crate::keys::KeyStore;
 use crate::operations;
-use crate::principal::Principals;
+use crate::principal::Identities;
 use crate::protocol::{success_response, ErrorKind, KmsError, Operation};
 use crate::sigv4;
 use crate::stats::Stats;
+use crate::sts;
 
 /// Largest request body accepted (KMS requests of the supported operations are a few KiB).
 const MAX_BODY_LEN: usize = 1024 * 1024;
@@ -38,7 +40,7 @@ const REBIND_RETRY: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Kms {
     pub store: KeyStore,
-    pub principals: Principals,
+    pub identities: Identities,
     pub stats: Stats,
     pub faults: Faults,
     pub log_requests: bool,
@@ -125,7 +127,12 @@ pub async fn serve_kms(
         let up = *wanted_up.borrow_and_update();
         match (&listener, up) {
             (Some(_), false) => {
-                listener = None;
+                if let Some(closing) = listener.take() {
+                    // Closing drops only this process's reference: a child process being spawned
+                    // meanwhile (by a test) holds an inherited one until it execs, and the socket
+                    // would go on accepting. Shutting it down stops it listening at once.
+                    let _ = socket2::SockRef::from(&closing).shutdown(std::net::Shutdown::Both);
+                }
                 port.status.send_replace(PortStatus::Closed);
                 log(&kms, format_args!("KMS port {} is down", port.addr));
             }
@@ -215,12 +222,65 @@ impl fmt::Display for ConnectionDropped {
 
 impl std::error::Error for ConnectionDropped {}
 
+/// Which protocol a request speaks, and so how it is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// AWS JSON 1.1.
+    Kms,
+    /// AWS Query with XML answers.
+    Sts,
+}
+
+impl Protocol {
+    fn error_response(self, err: &KmsError, request_id: &str) -> Response<Full<Bytes>> {
+        match self {
+            Protocol::Kms => err.to_response(request_id),
+            Protocol::Sts => sts::error_response(err, request_id),
+        }
+    }
+
+    fn success_response(self, request_id: &str, body: Bytes) -> Response<Full<Bytes>> {
+        match self {
+            Protocol::Kms => success_response(request_id, body),
+            Protocol::Sts => sts::success_response(request_id, body),
+        }
+    }
+
+    /// The error's name on the wire, for the log.
+    fn error_name(self, err: &KmsError) -> &'static str {
+        match self {
+            Protocol::Kms => err.kind().type_name(),
+            Protocol::Sts => sts::code(err.kind()),
+        }
+    }
+}
+
+/// A request with the operation it names.
+#[derive(Debug)]
+enum Routed {
+    Kms(Operation),
+    Sts(Operation, sts::Params),
+}
+
+impl Routed {
+    fn operation(&self) -> Operation {
+        match self {
+            Routed::Kms(operation) | Routed::Sts(operation, _) => *operation,
+        }
+    }
+}
+
 async fn handle(
     kms: &Kms,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    let protocol = if sts::is_sts_request(&parts) {
+        Protocol::Sts
+    } else {
+        Protocol::Kms
+    };
     let body = match Limited::new(body, MAX_BODY_LEN).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
@@ -228,24 +288,28 @@ async fn handle(
                 ErrorKind::Validation,
                 format!("The request body is larger than {MAX_BODY_LEN} bytes."),
             );
-            return Ok(err.to_response(&request_id));
+            return Ok(protocol.error_response(&err, &request_id));
         }
         // The client went away mid-request.
         Err(_) => return Err(ConnectionDropped),
     };
 
-    let operation = match route(&parts) {
-        Ok(operation) => operation,
+    let routed = match route(protocol, &parts, &body) {
+        Ok(routed) => routed,
         Err(err) => {
             log(
                 kms,
                 format_args!("{} {} -> {err}", parts.method, parts.uri.path()),
             );
-            return Ok(err.to_response(&request_id));
+            return Ok(protocol.error_response(&err, &request_id));
         }
     };
+    let operation = routed.operation();
     kms.stats.record(operation);
-    let key = key_for_log(&body);
+    let subject = match &routed {
+        Routed::Kms(_) => key_for_log(&body),
+        Routed::Sts(_, params) => printable(params.get("RoleArn")),
+    };
 
     let decision = kms.faults.decide(operation);
     if !decision.latency.is_zero() {
@@ -257,39 +321,55 @@ async fn handle(
     match decision.effect {
         Effect::Proceed => {}
         Effect::Fail(err) => {
-            log(kms, format_args!("{operation} {key} -> fault {err}"));
-            return Ok(err.to_response(&request_id));
+            log(
+                kms,
+                format_args!(
+                    "{operation} {subject} -> fault {}: {}",
+                    protocol.error_name(&err),
+                    err.message()
+                ),
+            );
+            return Ok(protocol.error_response(&err, &request_id));
         }
         Effect::Drop => {
             log(
                 kms,
-                format_args!("{operation} {key} -> fault: connection dropped"),
+                format_args!("{operation} {subject} -> fault: connection dropped"),
             );
             return Err(ConnectionDropped);
         }
         Effect::Hang => {
-            log(kms, format_args!("{operation} {key} -> fault: hanging"));
+            log(kms, format_args!("{operation} {subject} -> fault: hanging"));
             kms.faults.changed_since(decision.generation).await;
         }
     }
 
-    match authorize_and_execute(kms, operation, &parts, &body).await {
+    let outcome = match &routed {
+        Routed::Kms(operation) => authorize_and_execute(kms, *operation, &parts, &body).await,
+        Routed::Sts(_, params) => assume_role(kms, &parts, &body, params, &request_id),
+    };
+    match outcome {
         Ok(response) => {
-            log(kms, format_args!("{operation} {key} -> ok"));
-            Ok(success_response(&request_id, response))
+            log(kms, format_args!("{operation} {subject} -> ok"));
+            Ok(protocol.success_response(&request_id, response))
         }
         Err(err) => {
             log(
                 kms,
-                format_args!("{operation} {key} -> {}", err.kind().type_name()),
+                format_args!("{operation} {subject} -> {}", protocol.error_name(&err)),
             );
-            Ok(err.to_response(&request_id))
+            Ok(protocol.error_response(&err, &request_id))
         }
     }
 }
 
-/// KMS takes `POST /` with the operation in `X-Amz-Target`.
-fn route(parts: &Parts) -> Result<Operation, KmsError> {
+/// KMS takes `POST /` with the operation in `X-Amz-Target`; STS takes `POST /` with a form body
+/// naming `Action` and `Version`.
+fn route(protocol: Protocol, parts: &Parts, body: &[u8]) -> Result<Routed, KmsError> {
+    if protocol == Protocol::Sts {
+        let params = sts::Params::parse(body);
+        return sts::operation(&params).map(|operation| Routed::Sts(operation, params));
+    }
     if parts.method != Method::POST || parts.uri.path() != "/" {
         return Err(KmsError::new(
             ErrorKind::UnknownOperation,
@@ -301,15 +381,17 @@ fn route(parts: &Parts) -> Result<Operation, KmsError> {
         .get(TARGET_HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    Operation::from_target(target).ok_or_else(|| {
-        KmsError::new(
-            ErrorKind::UnknownOperation,
-            format!(
-                "Unknown or unsupported operation '{}'.",
-                target.escape_debug()
-            ),
-        )
-    })
+    Operation::from_target(target)
+        .map(Routed::Kms)
+        .ok_or_else(|| {
+            KmsError::new(
+                ErrorKind::UnknownOperation,
+                format!(
+                    "Unknown or unsupported operation '{}'.",
+                    target.escape_debug()
+                ),
+            )
+        })
 }
 
 async fn authorize_and_execute(
@@ -318,17 +400,35 @@ async fn authorize_and_execute(
     parts: &Parts,
     body: &[u8],
 ) -> Result<Bytes, KmsError> {
-    let principal = sigv4::authenticate(parts, body, &kms.principals, SystemTime::now())?;
-    if !principal.policy().allows(operation) {
+    let caller = sigv4::authenticate(parts, body, "kms", &kms.identities, SystemTime::now())?;
+    sigv4::require_region(parts, kms.store.region())?;
+    if !caller.policy.allows(operation) {
+        let user = if caller.temporary {
+            format!("User: {}", caller.arn)
+        } else {
+            format!("User with access key {}", caller.access_key_id)
+        };
         return Err(KmsError::new(
             ErrorKind::AccessDenied,
             format!(
-                "User with access key {} is not authorized to perform: kms:{operation} because no identity-based policy allows the kms:{operation} action",
-                principal.access_key_id()
+                "{user} is not authorized to perform: kms:{operation} because no identity-based policy allows the kms:{operation} action"
             ),
         ));
     }
     operations::execute(&kms.store, operation, body).await
+}
+
+/// STS `AssumeRole`: SigV4 for service `sts` with the caller's own credentials, then `sts`.
+fn assume_role(
+    kms: &Kms,
+    parts: &Parts,
+    body: &[u8],
+    params: &sts::Params,
+    request_id: &str,
+) -> Result<Bytes, KmsError> {
+    let now = SystemTime::now();
+    let caller = sigv4::authenticate(parts, body, sts::SERVICE, &kms.identities, now)?;
+    sts::assume_role(&kms.identities, &caller, params, request_id, now)
 }
 
 /// The key a request names, for the log: `KeyId`, else `AliasName`; printable and bounded.
@@ -342,6 +442,11 @@ fn key_for_log(body: &[u8]) -> String {
     let name = serde_json::from_slice::<Names>(body)
         .ok()
         .and_then(|names| names.key_id.or(names.alias_name));
+    printable(name.as_deref())
+}
+
+/// A name from a request, printable and bounded, or `-`.
+fn printable(name: Option<&str>) -> String {
     match name {
         Some(name) => name
             .chars()

@@ -1,10 +1,12 @@
-//! AWS Signature Version 4 verification of KMS requests (`Authorization` header form).
+//! AWS Signature Version 4 verification of KMS and STS requests (`Authorization` header form).
 //!
 //! The canonical request, string to sign and signing key follow the published algorithm: service
-//! `kms`, the region taken from the request's credential scope (any region is accepted; ARNs
-//! naming another region are refused later, by key resolution). `X-Amz-Security-Token` is
-//! accepted and not checked. The payload hash is computed from the body and, when the client
-//! sends `x-amz-content-sha256`, compared with it.
+//! `kms` or `sts` as the caller expects, the region taken from the request's credential scope. Like
+//! a regional AWS endpoint, the KMS port refuses a scope naming another region than its own
+//! ([`require_region`]).
+//! `X-Amz-Security-Token` must be the session token of temporary credentials issued by
+//! `AssumeRole`, and is ignored for long-term credentials. The payload hash is computed from the
+//! body and, when the client sends `x-amz-content-sha256`, compared with it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,26 +15,27 @@ use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use crate::principal::{Principal, Principals};
+use crate::principal::{Caller, Identities};
 use crate::protocol::{ErrorKind, KmsError};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const SERVICE: &str = "kms";
 const SCOPE_TERMINATOR: &str = "aws4_request";
 const AMZ_DATE: &str = "x-amz-date";
 const CONTENT_SHA256: &str = "x-amz-content-sha256";
+const SECURITY_TOKEN: &str = "x-amz-security-token";
 /// How far the request time may be from the server time (AWS allows five minutes).
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Checks the request's signature and returns the principal that signed it.
-pub fn authenticate<'p>(
+/// Checks the request's signature for `service` (`kms`, `sts`) and returns who signed it.
+pub fn authenticate(
     request: &Parts,
     body: &[u8],
-    principals: &'p Principals,
+    service: &str,
+    identities: &Identities,
     now: SystemTime,
-) -> Result<&'p Principal, KmsError> {
+) -> Result<Caller, KmsError> {
     let header = request.headers.get(AUTHORIZATION).ok_or_else(|| {
         KmsError::new(
             ErrorKind::MissingAuthenticationToken,
@@ -42,18 +45,13 @@ pub fn authenticate<'p>(
     let header = header.to_str().map_err(|_| incomplete("is not ASCII"))?;
     let authorization = Authorization::parse(header)?;
 
-    let principal = principals
-        .find(authorization.access_key_id)
-        .ok_or_else(|| {
-            KmsError::new(
-                ErrorKind::UnrecognizedClient,
-                "The security token included in the request is invalid.",
-            )
-        })?;
+    let session_token = header_text(&request.headers, SECURITY_TOKEN);
+    let (secret, caller) =
+        identities.credential(authorization.access_key_id, session_token.as_deref(), now)?;
 
-    if authorization.service != SERVICE {
+    if authorization.service != service {
         return Err(invalid(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'."
+            "Credential should be scoped to correct service: '{service}'."
         )));
     }
     if authorization.terminator != SCOPE_TERMINATOR {
@@ -93,7 +91,7 @@ pub fn authenticate<'p>(
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
     let key = signing_key(
-        principal.secret_access_key(),
+        &secret,
         authorization.date,
         authorization.region,
         authorization.service,
@@ -103,7 +101,26 @@ pub fn authenticate<'p>(
     hmac(&key, &string_to_sign)?
         .verify_slice(&provided)
         .map_err(|_| signature_mismatch())?;
-    Ok(principal)
+    Ok(caller)
+}
+
+/// A regional AWS endpoint refuses requests whose credential scope names another region, with
+/// AWS's own wording; clients configured with the wrong region see this, not a missing key.
+pub fn require_region(request: &Parts, region: &str) -> Result<(), KmsError> {
+    let header = request
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| incomplete("is not ASCII"))?;
+    let authorization = Authorization::parse(header)?;
+    if authorization.region == region {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            authorization.region
+        )))
+    }
 }
 
 /// The parts of `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
@@ -239,7 +256,7 @@ fn uri_encode(bytes: &[u8], encode_slash: bool) -> String {
     encoded
 }
 
-fn percent_decode(text: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -374,7 +391,7 @@ fn signature_mismatch() -> KmsError {
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::principal::Policy;
+    use crate::principal::{Policy, Principal};
     use hyper::Request;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -459,6 +476,10 @@ mod tests {
     }
 
     fn signed_request(secret: &str, amz_date: &str, body: &[u8]) -> Parts {
+        signed_request_for("kms", secret, amz_date, body)
+    }
+
+    fn signed_request_for(service: &str, secret: &str, amz_date: &str, body: &[u8]) -> Parts {
         let (mut parts, ()) = Request::post("/")
             .header("host", "127.0.0.1:4566")
             .header("x-amz-date", amz_date)
@@ -470,12 +491,12 @@ mod tests {
         let payload_hash = hex::encode(Sha256::digest(body));
         let canonical = canonical_request(&parts, &signed, &payload_hash).expect("canonical");
         let date = &amz_date[..8];
-        let scope = format!("{date}/us-east-1/kms/aws4_request");
+        let scope = format!("{date}/us-east-1/{service}/aws4_request");
         let string_to_sign = format!(
             "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical.as_bytes()))
         );
-        let key = signing_key(secret, date, "us-east-1", "kms").expect("signing key");
+        let key = signing_key(secret, date, "us-east-1", service).expect("signing key");
         let signature = hex::encode(
             hmac(&key, &string_to_sign)
                 .expect("HMAC")
@@ -492,8 +513,12 @@ mod tests {
         parts
     }
 
-    fn principals() -> Principals {
-        Principals::new(vec![Principal::new("AKID", "secret", Policy::allow_all())])
+    fn principals() -> Identities {
+        Identities::new(
+            "111122223333",
+            vec![Principal::new("AKID", "secret", Policy::allow_all())],
+            Vec::new(),
+        )
     }
 
     fn at(amz_date: &str) -> SystemTime {
@@ -504,9 +529,19 @@ mod tests {
     fn a_correctly_signed_request_authenticates_its_principal() {
         let parts = signed_request("secret", "20240102T030405Z", b"{}");
         let principals = principals();
-        let principal = authenticate(&parts, b"{}", &principals, at("20240102T030405Z"))
+        let caller = authenticate(&parts, b"{}", "kms", &principals, at("20240102T030405Z"))
             .expect("authenticated");
-        assert_eq!(principal.access_key_id(), "AKID");
+        assert_eq!(caller.access_key_id, "AKID");
+    }
+
+    #[test]
+    fn a_request_signed_for_another_service_is_an_invalid_signature() {
+        let parts = signed_request_for("sts", "secret", "20240102T030405Z", b"{}");
+        let err = authenticate(&parts, b"{}", "kms", &principals(), at("20240102T030405Z"))
+            .expect_err("scoped to sts");
+        assert_eq!(err.kind(), ErrorKind::InvalidSignature);
+        authenticate(&parts, b"{}", "sts", &principals(), at("20240102T030405Z"))
+            .expect("scoped to sts, verified as sts");
     }
 
     #[test]
@@ -515,13 +550,14 @@ mod tests {
         let err = authenticate(
             &parts,
             b"{\"Limit\":1}",
+            "kms",
             &principals(),
             at("20240102T030405Z"),
         )
         .expect_err("body changed");
         assert_eq!(err.kind(), ErrorKind::InvalidSignature);
         let parts = signed_request("wrong", "20240102T030405Z", b"{}");
-        let err = authenticate(&parts, b"{}", &principals(), at("20240102T030405Z"))
+        let err = authenticate(&parts, b"{}", "kms", &principals(), at("20240102T030405Z"))
             .expect_err("wrong secret");
         assert_eq!(err.kind(), ErrorKind::InvalidSignature);
     }
@@ -529,7 +565,7 @@ mod tests {
     #[test]
     fn a_request_signed_long_ago_has_expired() {
         let parts = signed_request("secret", "20240102T030405Z", b"{}");
-        let err = authenticate(&parts, b"{}", &principals(), at("20240102T031100Z"))
+        let err = authenticate(&parts, b"{}", "kms", &principals(), at("20240102T031100Z"))
             .expect_err("expired");
         assert_eq!(err.kind(), ErrorKind::InvalidSignature);
         assert!(err.to_string().contains("expired"));
@@ -542,16 +578,25 @@ mod tests {
             CONTENT_SHA256,
             "UNSIGNED-PAYLOAD".parse().expect("header value"),
         );
-        let err = authenticate(&parts, b"{}", &principals(), at("20240102T030405Z"))
+        let err = authenticate(&parts, b"{}", "kms", &principals(), at("20240102T030405Z"))
             .expect_err("hash mismatch");
         assert_eq!(err.kind(), ErrorKind::InvalidSignature);
     }
 
     #[test]
+    fn a_request_scoped_to_another_region_is_refused_with_aws_wording() {
+        let parts = signed_request("secret", "20240102T030405Z", b"{}");
+        require_region(&parts, "us-east-1").expect("signed for us-east-1");
+        let err = require_region(&parts, "eu-west-1").expect_err("endpoint of eu-west-1");
+        assert_eq!(err.kind(), ErrorKind::InvalidSignature);
+        assert!(err.to_string().contains("scoped to a valid region"));
+    }
+
+    #[test]
     fn requests_without_authorization_are_missing_a_token() {
         let (parts, ()) = Request::post("/").body(()).expect("request").into_parts();
-        let err =
-            authenticate(&parts, b"", &principals(), SystemTime::now()).expect_err("unsigned");
+        let err = authenticate(&parts, b"", "kms", &principals(), SystemTime::now())
+            .expect_err("unsigned");
         assert_eq!(err.kind(), ErrorKind::MissingAuthenticationToken);
     }
 }

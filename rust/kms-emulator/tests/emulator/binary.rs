@@ -36,6 +36,9 @@ async fn the_binary_prints_one_json_line_serves_its_keys_and_exits_on_sigterm() 
         "--region=eu-central-1",
         "--credentials",
         "AKIABINARY:binary-secret",
+        "--role=arn:aws:iam::111122223333:role/reader:deny=Sign",
+        "--role",
+        "arn:aws:iam::111122223333:role/partner:external-id=partner-id",
         "--quiet",
     ]);
     let stdout = child.stdout.take().expect("stdout");
@@ -61,6 +64,14 @@ async fn the_binary_prints_one_json_line_serves_its_keys_and_exits_on_sigterm() 
     assert!(
         arn.starts_with("arn:aws:kms:eu-central-1:111122223333:key/"),
         "{arn}"
+    );
+    assert_eq!(startup["sts"], startup["kms"]);
+    assert_eq!(
+        startup["roles"],
+        serde_json::json!([
+            "arn:aws:iam::111122223333:role/reader",
+            "arn:aws:iam::111122223333:role/partner"
+        ])
     );
 
     let config = aws_sdk_kms::Config::builder()
@@ -100,5 +111,7 @@ async fn the_binary_refuses_non_loopback_addresses_and_bad_arguments() {
     let child = spawn(&["--listen", "0.0.0.0:0"]);
     assert_eq!(exit_code(child).await, Some(1));
     let child = spawn(&["--create-key", "alias/x=RSA_1024"]);
+    assert_eq!(exit_code(child).await, Some(2));
+    let child = spawn(&["--role", "arn:aws:iam::111122223333:user/not-a-role"]);
     assert_eq!(exit_code(child).await, Some(2));
 }

@@ -144,19 +144,31 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                     + "certificate is replaced by a new one every time you save.",
             Attributes.CERTIFICATE_PROPERTY.getType(), null);
 
-    // Written by validation from KMS; not entered, so not shown in the form.
+    // Written by validation from KMS, never taken from the request. Declared read-only: Keycloak's
+    // admin GET and export drop config keys a factory does not declare (StripSecretsUtils).
 
     /** The resolved key ARN (an alias is resolved at save time). */
     public static final String KEY_ARN_KEY = "keyArn";
+    public static final ProviderConfigProperty KEY_ARN_PROPERTY = writtenOnSave(KEY_ARN_KEY, "Key ARN",
+            "Written when you save: the ARN of the KMS key that signs. An alias in 'KMS key' is resolved to this "
+                    + "key when you save; save again after re-pointing the alias.");
     /** The KMS key spec, e.g. {@code RSA_2048}. */
     public static final String KEY_SPEC_KEY = "keySpec";
-    /** Base64 of the SPKI DER from KMS {@code GetPublicKey}. */
-    public static final String PUBLIC_KEY_KEY = "publicKey";
+    public static final ProviderConfigProperty KEY_SPEC_PROPERTY = writtenOnSave(KEY_SPEC_KEY, "Key spec",
+            "Written when you save: the KMS key spec, e.g. RSA_2048 or ECC_NIST_P256.");
     /** Base64url SHA-256 of the SPKI DER, as Keycloak's {@code KeyUtils.createKeyId}. */
     public static final String KID_KEY = Attributes.KID_KEY;
+    public static final ProviderConfigProperty KID_PROPERTY = writtenOnSave(KID_KEY, "Key ID (kid)",
+            "Written when you save: the kid of the key in tokens and in the realm's JWKS, the SHA-256 of the public key.");
+    /** Base64 of the SPKI DER from KMS {@code GetPublicKey}. */
+    public static final String PUBLIC_KEY_KEY = "publicKey";
+    public static final ProviderConfigProperty PUBLIC_KEY_PROPERTY = writtenOnSave(PUBLIC_KEY_KEY, "Public key",
+            "Written when you save: the public key of the KMS key (base64 SubjectPublicKeyInfo), as KMS returned it.");
     /**
      * PEM of the certificate minted and signed by the KMS key when none was uploaded. Kept apart
-     * from {@link #CERTIFICATE_KEY} so that the form stays empty and the next save mints afresh.
+     * from {@link #CERTIFICATE_KEY} and not declared, so that the form stays empty and the next save
+     * mints afresh. (Not declared, it is also left out of the admin GET and of exports; the key
+     * carries it all the same, and an import mints a new one.)
      */
     public static final String MINTED_CERTIFICATE_KEY = "mintedCertificate";
 
@@ -176,7 +188,18 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
             .property(STS_ENDPOINT_URL_PROPERTY)
             .property(ALGORITHM_PROPERTY)
             .property(CERTIFICATE_PROPERTY)
+            .property(KEY_ARN_PROPERTY)
+            .property(KEY_SPEC_PROPERTY)
+            .property(KID_PROPERTY)
+            .property(PUBLIC_KEY_PROPERTY)
             .build();
+
+    private static ProviderConfigProperty writtenOnSave(String name, String label, String helpText) {
+        ProviderConfigProperty property = new ProviderConfigProperty(name, label, helpText,
+                ProviderConfigProperty.STRING_TYPE, null);
+        property.setReadOnly(true);
+        return property;
+    }
 
     /** Component note holding the built key, so requests do not decode the public key again. */
     static final String KEY_NOTE = KmsKeyProviderFactory.class.getName() + ".key";
@@ -332,9 +355,9 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                     realm == null ? null : realm.getName()));
         } catch (NativeException e) {
             if (e.code() == NativeErrorCode.INTERNAL || e.code() == NativeErrorCode.PANIC) {
-                LOG.errorf("aws-kms key provider %s: KMS key check failed with %s", model.getId(), e.getMessage());
+                LOG.errorf("aws-kms key provider '%s': KMS key check failed with %s", model.getName(), e.getMessage());
             } else {
-                LOG.debugf("aws-kms key provider %s: KMS key check failed with %s", model.getId(), e.getMessage());
+                LOG.debugf("aws-kms key provider '%s': KMS key check failed with %s", model.getName(), e.getMessage());
             }
             throw validationError(adminMessage(e, credentialsMode), secrets, e);
         } catch (NativeLibraryLoadException e) {
@@ -362,8 +385,8 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
             }
             certificateMinted = minted.booleanValue();
         } catch (IOException | IllegalArgumentException e) {
-            LOG.errorf("aws-kms key provider %s: unexpected key description from the native library: %s",
-                    model.getId(), e.getMessage());
+            LOG.errorf("aws-kms key provider '%s': unexpected key description from the native library: %s",
+                    model.getName(), e.getMessage());
             throw validationError("Internal error in the AWS KMS key provider: the key description could not "
                     + "be read; see the server log", secrets, null);
         }
@@ -385,8 +408,8 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                     secrets, null);
         }
         if (built.getCertificate() == null) {
-            LOG.errorf("aws-kms key provider %s: the certificate from the native library is unusable (see the "
-                    + "warning above)", model.getId());
+            LOG.errorf("aws-kms key provider '%s': the certificate from the native library is unusable (see the "
+                    + "warning above)", model.getName());
             throw validationError("Internal error in the AWS KMS key provider: the checked certificate could not "
                     + "be read back; see the server log", secrets, null);
         }
@@ -424,8 +447,8 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
         String hint = switch (e.code()) {
             case INVALID_CONFIGURATION, KEY_NOT_FOUND, KEY_DISABLED, KEY_INVALID_STATE, KEY_USAGE_MISMATCH,
                     KEY_SPEC_MISMATCH, KMS_REJECTED, INVALID_SIGNATURE -> "";
-            case INVALID_CERTIFICATE -> " Upload a PEM certificate (-----BEGIN CERTIFICATE-----) of this KMS key "
-                    + "that is valid now, or clear the field to have one minted.";
+            case INVALID_CERTIFICATE -> " Upload a PEM certificate (-----BEGIN CERTIFICATE-----) of this KMS key, "
+                    + "or clear the field to have one minted.";
             case CERTIFICATE_MISMATCH -> " Upload the certificate of this KMS key, or clear the field to have one "
                     + "minted.";
             case INVALID_ARGUMENT, INVALID_HANDLE, INTERNAL, PANIC -> " This is a bug in the AWS KMS key provider; "
@@ -441,7 +464,8 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
             case THROTTLED, KMS_UNAVAILABLE -> " Try again shortly.";
             case TIMEOUT, NETWORK -> " Check 'Region', 'Endpoint URL' and the network path to KMS.";
         };
-        return e.detail() + "." + hint + " [" + e.wireCode() + "]";
+        String detail = e.detail();
+        return detail + (detail.endsWith(".") ? "" : ".") + hint + " [" + e.wireCode() + "]";
     }
 
     /**

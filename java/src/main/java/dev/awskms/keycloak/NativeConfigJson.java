@@ -92,7 +92,7 @@ final class NativeConfigJson {
     }
 
     /** The credential fields a mode uses; none for {@code default} (and for an unknown mode, which native code refuses). */
-    private static List<String> credentialKeys(String credentialsMode) {
+    static List<String> credentialKeys(String credentialsMode) {
         if (ACCESS_KEY_CREDENTIALS_MODE.equals(credentialsMode)) {
             return ACCESS_KEY_KEYS;
         }

@@ -1,5 +1,6 @@
 package dev.awskms.keycloak;
 
+import static dev.awskms.keycloak.KmsKeyProviderFactory.CREDENTIALS_MODE_KEY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.EXTERNAL_ID_PROPERTY;
 import static dev.awskms.keycloak.KmsKeyProviderFactory.SECRET_ACCESS_KEY_PROPERTY;
 
@@ -43,13 +44,18 @@ final class ResolvedSecrets {
     }
 
     /**
-     * Resolves the secret fields of {@code model}. {@code session} may be null (no vault): a
-     * reference then counts as not found.
+     * Resolves the secret fields of {@code model} that its credentials mode uses (a field of another
+     * mode may still be stored; it is neither resolved nor sent). {@code session} may be null (no
+     * vault): a reference then counts as not found.
      */
     static ResolvedSecrets resolve(KeycloakSession session, ComponentModel model) {
+        List<String> used = NativeConfigJson.credentialKeys(model.get(CREDENTIALS_MODE_KEY));
         Map<String, String> values = new LinkedHashMap<>();
         String problem = null;
         for (ProviderConfigProperty property : VAULT_PROPERTIES) {
+            if (!used.contains(property.getName())) {
+                continue;
+            }
             String stored = model.get(property.getName());
             if (stored == null || stored.isBlank()) {
                 continue;

@@ -72,7 +72,7 @@ class KmsSigningTest {
     }
 
     @Test
-    @DisplayName("describes a key with its ARN, spec, public key, kid and signing algorithms")
+    @DisplayName("describes a key with its ARN, spec, public key, kid, signing algorithms and a minted certificate")
     void describesTheKey() throws Exception {
         NativeLibraryLoader.ensureLoaded();
         ComponentModel model = kms.component("component-describe", "alias/java-ec256", "ES256");
@@ -83,6 +83,8 @@ class KmsSigningTest {
         assertTrue(described.get("publicKey").asText().length() > 50);
         assertTrue(described.get("kid").asText().matches("[A-Za-z0-9_-]{43}"), described.get("kid").asText());
         assertTrue(described.get("signingAlgorithms").toString().contains("ECDSA_SHA_256"), described.toString());
+        assertTrue(described.get("certificateMinted").asBoolean(), "no certificate was uploaded");
+        assertTrue(described.get("certificate").asText().startsWith("-----BEGIN CERTIFICATE-----"));
     }
 
     @ParameterizedTest(name = "{0} with {2}")
