@@ -9,7 +9,6 @@ so that test runs only with AWSKMS_E2E_SLOW=1.)"""
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -93,10 +92,6 @@ def test_a_realm_imported_at_startup_stores_the_key_fields_and_signs_with_the_km
     assert_certificate_signed_by(certificate, kms_jws.load_spki(startup_import.spki))
 
 
-@pytest.mark.skipif(
-    not os.environ.get("AWSKMS_E2E_SLOW"),
-    reason="starts a second Keycloak (about a minute); set AWSKMS_E2E_SLOW=1 to run it",
-)
 def test_a_bad_aws_kms_component_in_an_import_realm_file_stops_keycloak_at_startup(
     setup_env, tmp_path, kms, emulator, login
 ):

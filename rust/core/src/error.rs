@@ -45,13 +45,20 @@ pub enum ErrorKind {
     CertificateMismatch,
     /// The handle does not name a registered signing key.
     InvalidHandle,
+    /// A public key source could not be loaded and no usable keys of it are cached.
+    PublicKeysUnavailable,
+    /// A JWKS download failed: a non-2xx status, a refused redirect, a response over the size
+    /// limit, or a TLS failure.
+    JwksFetchFailed,
+    /// A downloaded document is not a JWKS.
+    JwksInvalid,
     /// A bug in this library.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive cross-language checks.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidConfiguration,
         ErrorKind::CredentialsUnavailable,
@@ -70,6 +77,9 @@ impl ErrorKind {
         ErrorKind::InvalidCertificate,
         ErrorKind::CertificateMismatch,
         ErrorKind::InvalidHandle,
+        ErrorKind::PublicKeysUnavailable,
+        ErrorKind::JwksFetchFailed,
+        ErrorKind::JwksInvalid,
         ErrorKind::Internal,
     ];
 
@@ -79,7 +89,9 @@ impl ErrorKind {
             ErrorKind::Throttled
             | ErrorKind::KmsUnavailable
             | ErrorKind::Timeout
-            | ErrorKind::Network => true,
+            | ErrorKind::Network
+            // The source may answer again after the reload window.
+            | ErrorKind::PublicKeysUnavailable => true,
             ErrorKind::InvalidArgument
             | ErrorKind::InvalidConfiguration
             | ErrorKind::CredentialsUnavailable
@@ -94,6 +106,9 @@ impl ErrorKind {
             | ErrorKind::InvalidCertificate
             | ErrorKind::CertificateMismatch
             | ErrorKind::InvalidHandle
+            // A 503 would pass, but a 404, a redirect or an oversized document will not.
+            | ErrorKind::JwksFetchFailed
+            | ErrorKind::JwksInvalid
             | ErrorKind::Internal => false,
         }
     }

@@ -5,17 +5,18 @@
 //! Values cross the boundary as strings, byte arrays and numbers; behaviour lives in
 //! `kms_keycloak_core`.
 
-use jni::objects::{JByteArray, JClass, JObjectArray, JString};
+use jni::objects::{JByteArray, JClass, JObject, JObjectArray, JString};
 use jni::sys::jlong;
 use jni::{native_method, Env, NativeMethod};
 use kms_keycloak_core::{signing, validation, Error, ErrorKind};
 
 use crate::policy::{all_codes, wire_code, BridgeError, ThrowNativeException, PANIC_CODE};
+use crate::public_key_cache;
 
 type NativeResult<T> = Result<T, BridgeError>;
 
 /// The registration table; its order is irrelevant, its completeness is tested from Java.
-pub const NATIVE_METHODS: [NativeMethod<'static>; 7] = [
+pub const NATIVE_METHODS: [NativeMethod<'static>; 15] = [
     VERSION,
     ERROR_CODES,
     DESCRIBE_SIGNING_KEY,
@@ -23,6 +24,14 @@ pub const NATIVE_METHODS: [NativeMethod<'static>; 7] = [
     SIGN,
     PANIC_FOR_TESTING,
     FAIL_FOR_TESTING,
+    PUBLIC_KEY_CACHE_CONFIGURE,
+    PUBLIC_KEY_CACHE_GET,
+    PUBLIC_KEY_CACHE_RELOAD,
+    PUBLIC_KEY_CACHE_EVICT,
+    PUBLIC_KEY_CACHE_EVICT_PREFIX,
+    PUBLIC_KEY_CACHE_CLEAR,
+    PUBLIC_KEY_CACHE_STATS,
+    FETCH_JWKS,
 ];
 
 const VERSION: NativeMethod = native_method! {
@@ -148,4 +157,130 @@ fn fail_for_testing<'local>(
             )
         })?;
     Err(Error::new(kind, format!("failForTesting({code})")).into())
+}
+
+const PUBLIC_KEY_CACHE_CONFIGURE: NativeMethod = native_method! {
+    static fn public_key_cache_configure(policy_json: JString),
+    error_policy = ThrowNativeException,
+};
+
+/// Replaces the public key cache policy and the JWKS download settings; cached keys stay.
+fn public_key_cache_configure<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    policy_json: JString<'local>,
+) -> NativeResult<()> {
+    let policy_json = policy_json.try_to_string(env)?;
+    public_key_cache::configure(&policy_json)
+}
+
+const PUBLIC_KEY_CACHE_GET: NativeMethod = native_method! {
+    static fn public_key_cache_get(source_key: JString) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// The source's `CachedPublicKeys` if fresh, else null.
+fn public_key_cache_get<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_key: JString<'local>,
+) -> NativeResult<JObject<'local>> {
+    let source_key = source_key.try_to_string(env)?;
+    public_key_cache::get(env, &source_key)
+}
+
+const PUBLIC_KEY_CACHE_RELOAD: NativeMethod = native_method! {
+    static fn public_key_cache_reload(
+        source_key: JString,
+        loader: dev.awskms.keycloak.NativeKeyLoader,
+    ) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// Reloads the source under the window, single-flight and stale-on-error rules; calls
+/// `loader.load()` on this thread if this caller leads the load.
+fn public_key_cache_reload<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_key: JString<'local>,
+    loader: JObject<'local>,
+) -> NativeResult<JObject<'local>> {
+    let source_key = source_key.try_to_string(env)?;
+    public_key_cache::reload(env, &source_key, &loader)
+}
+
+const PUBLIC_KEY_CACHE_EVICT: NativeMethod = native_method! {
+    static fn public_key_cache_evict(source_key: JString),
+    error_policy = ThrowNativeException,
+};
+
+/// Forgets one source.
+fn public_key_cache_evict<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_key: JString<'local>,
+) -> NativeResult<()> {
+    let source_key = source_key.try_to_string(env)?;
+    public_key_cache::evict(&source_key);
+    Ok(())
+}
+
+const PUBLIC_KEY_CACHE_EVICT_PREFIX: NativeMethod = native_method! {
+    static fn public_key_cache_evict_prefix(source_key_prefix: JString),
+    error_policy = ThrowNativeException,
+};
+
+/// Forgets every source whose key starts with the prefix (a removed realm).
+fn public_key_cache_evict_prefix<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_key_prefix: JString<'local>,
+) -> NativeResult<()> {
+    let prefix = source_key_prefix.try_to_string(env)?;
+    public_key_cache::evict_prefix(&prefix);
+    Ok(())
+}
+
+const PUBLIC_KEY_CACHE_CLEAR: NativeMethod = native_method! {
+    static fn public_key_cache_clear(),
+    error_policy = ThrowNativeException,
+};
+
+/// Forgets every source ("Clear keys cache").
+fn public_key_cache_clear<'local>(
+    _env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<()> {
+    public_key_cache::clear();
+    Ok(())
+}
+
+const PUBLIC_KEY_CACHE_STATS: NativeMethod = native_method! {
+    static fn public_key_cache_stats() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The cache counters as JSON.
+fn public_key_cache_stats<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(public_key_cache::stats_json())?)
+}
+
+const FETCH_JWKS: NativeMethod = native_method! {
+    static fn fetch_jwks(url: JString, requested_use: JString) -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// Downloads and parses a JWKS, keeping the keys for `requestedUse` ("sig" or "enc").
+fn fetch_jwks<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    url: JString<'local>,
+    requested_use: JString<'local>,
+) -> NativeResult<JString<'local>> {
+    let url = url.try_to_string(env)?;
+    let requested_use = requested_use.try_to_string(env)?;
+    Ok(env.new_string(public_key_cache::fetch_jwks(&url, &requested_use)?)?)
 }

@@ -2,12 +2,14 @@
 //!
 //! - [`exports`]: every native method of `dev.awskms.keycloak.NativeBridge`.
 //! - [`policy`]: the one error/panic policy they all run through.
+//! - [`public_key_cache`]: the public key cache holding ready Java objects, and JWKS downloads.
 //!
 //! This is the only crate of the project with `unsafe` code: registering the natives.
 #![allow(unsafe_code)]
 
 pub mod exports;
 pub mod policy;
+pub mod public_key_cache;
 
 use std::ffi::c_void;
 

@@ -38,6 +38,9 @@ pub fn wire_code(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidCertificate => "INVALID_CERTIFICATE",
         ErrorKind::CertificateMismatch => "CERTIFICATE_MISMATCH",
         ErrorKind::InvalidHandle => "INVALID_HANDLE",
+        ErrorKind::PublicKeysUnavailable => "PUBLIC_KEYS_UNAVAILABLE",
+        ErrorKind::JwksFetchFailed => "JWKS_FETCH_FAILED",
+        ErrorKind::JwksInvalid => "JWKS_INVALID",
         ErrorKind::Internal => "INTERNAL",
     }
 }

@@ -451,8 +451,9 @@ public final class KmsKeyProviderFactory implements KeyProviderFactory<KmsKeyPro
                     + "or clear the field to have one minted.";
             case CERTIFICATE_MISMATCH -> " Upload the certificate of this KMS key, or clear the field to have one "
                     + "minted.";
-            case INVALID_ARGUMENT, INVALID_HANDLE, INTERNAL, PANIC -> " This is a bug in the AWS KMS key provider; "
-                    + "see the server log.";
+            // The public key cache codes never come from key validation; seeing one here is a bug too.
+            case INVALID_ARGUMENT, INVALID_HANDLE, INTERNAL, PANIC, PUBLIC_KEYS_UNAVAILABLE, JWKS_FETCH_FAILED,
+                    JWKS_INVALID -> " This is a bug in the AWS KMS key provider; see the server log.";
             case CREDENTIALS_UNAVAILABLE -> assumeRole
                     ? " Check 'Role ARN' and 'External ID', and that the role's trust policy lets the identity that "
                             + "assumes it (the access key entered here, else the Keycloak server's default "

@@ -57,4 +57,75 @@ final class NativeBridge {
 
     /** Throws a {@link NativeException} with the given wire code. */
     static native void failForTesting(String code);
+
+    // Public key storage (docs/design.md, "Public key storage"). Source keys are Keycloak's
+    // modelKeys: "<realmId>::client::<clientUuid>::keyuse::SIG|ENCRYPTION", "<realmId>::idp::<idpId>".
+
+    /**
+     * Replaces the cache policy and the JWKS HTTP client settings. Cached entries survive; the new
+     * limits apply from the next call. Until the first call the documented defaults apply.
+     *
+     * @param policyJson {@code {"minTimeBetweenRequestsMillis":10000,"maxEntries":1000,
+     *                   "maxIdleMillis":3600000,"maxAgeMillis":86400000,"staleOnErrorMillis":3600000,
+     *                   "fetchConnectTimeoutMillis":2000,"fetchTimeoutMillis":5000,
+     *                   "maxResponseBytes":1048576,"trustedCertificates":["base64 DER",...]}};
+     *                   a missing member keeps its default; {@code trustedCertificates} are the
+     *                   certificates JWKS downloads over HTTPS trust (none: HTTPS downloads fail)
+     * @throws NativeException INVALID_ARGUMENT for malformed JSON, a non-positive limit or a
+     *                         certificate that does not parse
+     */
+    static native void publicKeyCacheConfigure(String policyJson);
+
+    /**
+     * The source's keys if a fresh entry exists (not past its own expiry, not older than the max
+     * age, not idle too long), else null. Marks the entry as used.
+     *
+     * @return a {@link CachedPublicKeys} (the very object a loader returned earlier) or null
+     */
+    static native Object publicKeyCacheGet(String sourceKey);
+
+    /**
+     * Reloads the source's keys under the cache policy: at most one attempt per source per
+     * min-time-between-requests window (attempts count, not successes), one load at a time per
+     * source (concurrent callers wait, at most the fetch timeout, for the leader's result), and
+     * stale-on-error. Calls {@code loader.load()} on this thread only when this caller leads a
+     * permitted reload.
+     *
+     * @return the keys to use now (fresh; or the current ones when throttled; or the last good ones
+     *         when the load failed within the stale-on-error limit), or null when throttled with
+     *         nothing cached
+     * @throws NativeException PUBLIC_KEYS_UNAVAILABLE when the load failed (or the leader's wait
+     *                         timed out) and nothing usable is cached; the message carries the
+     *                         loader's exception class and message
+     */
+    static native Object publicKeyCacheReload(String sourceKey, NativeKeyLoader loader);
+
+    /** Drops the source's entry (keys, window and failure state). */
+    static native void publicKeyCacheEvict(String sourceKey);
+
+    /** Drops every entry whose source key starts with the prefix, e.g. {@code "<realmId>::"}. */
+    static native void publicKeyCacheEvictPrefix(String sourceKeyPrefix);
+
+    /** Drops every entry ("Clear keys cache"). */
+    static native void publicKeyCacheClear();
+
+    /**
+     * Counters since the library loaded, as JSON {@code {"entries":n,"hits":n,"misses":n,"loads":n,
+     * "loadFailures":n,"throttled":n,"coalesced":n,"staleServed":n}}.
+     */
+    static native String publicKeyCacheStats();
+
+    /**
+     * Downloads a JWKS with the configured timeouts, size cap and trust; redirects are refused. Keys
+     * are filtered as Keycloak's {@code JWKSUtils.getKeyWrappersForUse(jwks, use, true)}: a key
+     * without {@code use} counts as the requested use.
+     *
+     * @param requestedUse {@code "sig"} or {@code "enc"}
+     * @return JSON {@code {"keys":[{"kid","kty":"RSA|EC|OKP","alg","use","crv","spki":"base64 DER",
+     *         "x5c":["base64 DER",...]}],"skipped":[{"kid","reason"}]}} ({@code kid}, {@code alg},
+     *         {@code crv} may be null)
+     * @throws NativeException JWKS_FETCH_FAILED (non-2xx, redirect, too large, TLS), TIMEOUT,
+     *                         NETWORK, JWKS_INVALID (not a JWKS document), INVALID_ARGUMENT
+     */
+    static native String fetchJwks(String url, String requestedUse);
 }

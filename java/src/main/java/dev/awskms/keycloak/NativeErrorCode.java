@@ -46,6 +46,12 @@ public enum NativeErrorCode {
     CERTIFICATE_MISMATCH,
     /** The signing-key handle is unknown to the native registry. */
     INVALID_HANDLE,
+    /** A public key source failed to load and no usable keys are cached for it. */
+    PUBLIC_KEYS_UNAVAILABLE,
+    /** A JWKS download failed: non-2xx status, refused redirect, response too large, TLS failure. */
+    JWKS_FETCH_FAILED,
+    /** A downloaded document is not a JWKS. */
+    JWKS_INVALID,
     /** A bug in the native library. */
     INTERNAL,
     /** A Rust panic caught at the JNI boundary. */

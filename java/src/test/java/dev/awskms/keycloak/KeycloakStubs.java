@@ -26,7 +26,7 @@ import org.keycloak.vault.VaultTranscriber;
  * {@code PemUtils} needs). Each is a {@link Proxy} that answers only the methods the provider
  * uses and fails loudly on anything else, so a new dependency shows up as a test failure.
  */
-final class KeycloakStubs {
+public final class KeycloakStubs {
 
     private static final BouncyCastleProvider BOUNCY_CASTLE = new BouncyCastleProvider();
 
@@ -126,7 +126,8 @@ final class KeycloakStubs {
         }));
     }
 
-    private static <T> T stub(Class<T> type, InvocationHandler handler) {
+    /** A dynamic proxy of {@code type} with identity {@code equals}/{@code hashCode} and a readable {@code toString}. */
+    public static <T> T stub(Class<T> type, InvocationHandler handler) {
         InvocationHandler withObjectMethods = (proxy, method, args) -> {
             switch (method.getName()) {
                 case "toString":
@@ -143,7 +144,7 @@ final class KeycloakStubs {
                 withObjectMethods));
     }
 
-    private static Object unsupported(Class<?> type, String method) {
+    public static Object unsupported(Class<?> type, String method) {
         throw new UnsupportedOperationException(type.getSimpleName() + "." + method + " is not stubbed");
     }
 }

@@ -3,6 +3,7 @@ package dev.awskms.keycloak;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -24,7 +25,8 @@ class NativeBridgeTest {
 
     /** docs/design.md: the codes whose failures may go away on a later identical call. */
     private static final Set<NativeErrorCode> RETRYABLE = EnumSet.of(
-            NativeErrorCode.THROTTLED, NativeErrorCode.KMS_UNAVAILABLE, NativeErrorCode.TIMEOUT, NativeErrorCode.NETWORK);
+            NativeErrorCode.THROTTLED, NativeErrorCode.KMS_UNAVAILABLE, NativeErrorCode.TIMEOUT, NativeErrorCode.NETWORK,
+            NativeErrorCode.PUBLIC_KEYS_UNAVAILABLE);
 
     @BeforeAll
     static void loadLibrary() {
@@ -40,7 +42,9 @@ class NativeBridgeTest {
                 .collect(Collectors.toCollection(TreeSet::new));
         // A native added to NativeBridge must be added here, so that it is called below.
         assertEquals(new TreeSet<>(List.of("version", "errorCodes", "describeSigningKey", "signingKeyHandle", "sign",
-                "panicForTesting", "failForTesting")), declared);
+                "panicForTesting", "failForTesting", "publicKeyCacheConfigure", "publicKeyCacheGet",
+                "publicKeyCacheReload", "publicKeyCacheEvict", "publicKeyCacheEvictPrefix", "publicKeyCacheClear",
+                "publicKeyCacheStats", "fetchJwks")), declared);
 
         // An unbound native throws UnsatisfiedLinkError; a bound one returns or throws NativeException.
         assertFalse(NativeBridge.version().isBlank(), "version is blank");
@@ -50,6 +54,16 @@ class NativeBridgeTest {
         assertThrows(NativeException.class, () -> NativeBridge.sign(-1L, "SHA256withRSA", new byte[0]));
         assertThrows(NativeException.class, NativeBridge::panicForTesting);
         assertThrows(NativeException.class, () -> NativeBridge.failForTesting("INTERNAL"));
+        // The public key cache natives, with arguments that change nothing shared.
+        assertThrows(NativeException.class, () -> NativeBridge.publicKeyCacheConfigure("{not json"));
+        assertNull(NativeBridge.publicKeyCacheGet("NativeBridgeTest::no-such-source"));
+        assertThrows(NativeException.class, () -> NativeBridge.publicKeyCacheReload("NativeBridgeTest::no-loader", null));
+        NativeBridge.publicKeyCacheEvict("NativeBridgeTest::no-such-source");
+        NativeBridge.publicKeyCacheEvictPrefix("NativeBridgeTest::no-such-realm::");
+        assertTrue(NativeBridge.publicKeyCacheStats().startsWith("{"), "stats are not JSON");
+        assertThrows(NativeException.class, () -> NativeBridge.fetchJwks("not a url", "sig"));
+        // publicKeyCacheClear is bound too, but clearing would disturb other tests' entries;
+        // PublicKeyCacheBridgeTest calls it.
     }
 
     @Test

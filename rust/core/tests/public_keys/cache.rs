@@ -1,0 +1,485 @@
+//! The cache policy: LRU bound, freshness, the reload window, single flight, stale-on-error.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use kms_keycloak_core::public_keys::cache::{CachePolicy, KeyCache, Loaded, ManualClock};
+use kms_keycloak_core::{Error, ErrorKind};
+
+const SECOND: Duration = Duration::from_secs(1);
+/// 2026-01-01T00:00:00Z; the manual clock's wall-clock start.
+const EPOCH_START_MILLIS: u64 = 1_767_225_600_000;
+
+fn policy() -> CachePolicy {
+    CachePolicy {
+        min_time_between_requests: 10 * SECOND,
+        max_entries: NonZeroUsize::new(100).unwrap(),
+        max_idle: 3600 * SECOND,
+        max_age: 86_400 * SECOND,
+        stale_on_error: 3600 * SECOND,
+        follower_wait: 5 * SECOND,
+    }
+}
+
+fn cache_with(policy: CachePolicy) -> (KeyCache<String>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(EPOCH_START_MILLIS));
+    (KeyCache::with_clock(policy, clock.clone()), clock)
+}
+
+fn keys(value: &str) -> Result<Loaded<String>, Error> {
+    Ok(Loaded {
+        value: value.to_owned(),
+        expires_at_epoch_millis: None,
+    })
+}
+
+fn failure() -> Result<Loaded<String>, Error> {
+    Err(Error::new(
+        ErrorKind::PublicKeysUnavailable,
+        "java.io.IOException: connection refused",
+    ))
+}
+
+/// A loader that counts its calls.
+#[derive(Default)]
+struct Calls(AtomicUsize);
+
+impl Calls {
+    fn load(&self, value: &str) -> Result<Loaded<String>, Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        keys(value)
+    }
+
+    fn fail(&self) -> Result<Loaded<String>, Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        failure()
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_source_is_cached_after_its_first_load_and_served_without_loading_again() {
+    let (cache, _) = cache_with(policy());
+    assert_eq!(cache.get("realm::idp::a"), None);
+    assert_eq!(
+        cache.reload("realm::idp::a", || keys("v1")).unwrap(),
+        Some("v1".to_owned())
+    );
+    assert_eq!(cache.get("realm::idp::a"), Some("v1".to_owned()));
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.entries, stats.hits, stats.misses, stats.loads),
+        (1, 1, 1, 1)
+    );
+}
+
+#[test]
+fn the_least_recently_used_source_goes_first_when_the_cache_is_full() {
+    let (cache, _) = cache_with(CachePolicy {
+        max_entries: NonZeroUsize::new(2).unwrap(),
+        ..policy()
+    });
+    cache.reload("a", || keys("a")).unwrap();
+    cache.reload("b", || keys("b")).unwrap();
+    // Using a makes b the least recently used.
+    assert!(cache.get("a").is_some());
+    cache.reload("c", || keys("c")).unwrap();
+
+    assert_eq!(cache.get("b"), None);
+    assert_eq!(cache.get("a"), Some("a".to_owned()));
+    assert_eq!(cache.get("c"), Some("c".to_owned()));
+    assert_eq!(cache.stats().entries, 2);
+}
+
+#[test]
+fn keys_past_the_expiry_their_source_gave_are_not_served_as_fresh() {
+    let (cache, clock) = cache_with(policy());
+    let expires = EPOCH_START_MILLIS + 60_000;
+    cache
+        .reload("saml", || {
+            Ok(Loaded {
+                value: "metadata keys".to_owned(),
+                expires_at_epoch_millis: Some(expires),
+            })
+        })
+        .unwrap();
+    clock.advance(59 * SECOND);
+    assert!(cache.get("saml").is_some());
+    clock.advance(2 * SECOND);
+    assert_eq!(cache.get("saml"), None);
+}
+
+#[test]
+fn keys_older_than_the_max_age_are_not_served_as_fresh() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_age: 100 * SECOND,
+        ..policy()
+    });
+    cache.reload("s", || keys("v1")).unwrap();
+    clock.advance(100 * SECOND);
+    assert!(cache.get("s").is_some());
+    clock.advance(SECOND);
+    assert_eq!(cache.get("s"), None);
+}
+
+#[test]
+fn a_source_unused_for_longer_than_the_max_idle_time_is_dropped() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_idle: 60 * SECOND,
+        ..policy()
+    });
+    cache.reload("s", || keys("v1")).unwrap();
+    clock.advance(50 * SECOND);
+    assert!(cache.get("s").is_some(), "a use resets the idle time");
+    clock.advance(50 * SECOND);
+    assert!(cache.get("s").is_some());
+    clock.advance(61 * SECOND);
+    assert_eq!(cache.get("s"), None);
+    assert_eq!(cache.stats().entries, 0);
+}
+
+#[test]
+fn a_second_reload_within_the_window_does_not_load_and_returns_the_current_keys() {
+    let (cache, clock) = cache_with(policy());
+    let calls = Calls::default();
+    cache.reload("s", || calls.load("v1")).unwrap();
+    clock.advance(9 * SECOND);
+    assert_eq!(
+        cache.reload("s", || calls.load("v2")).unwrap(),
+        Some("v1".to_owned())
+    );
+    assert_eq!(calls.count(), 1);
+    assert_eq!(cache.stats().throttled, 1);
+
+    clock.advance(SECOND);
+    assert_eq!(
+        cache.reload("s", || calls.load("v2")).unwrap(),
+        Some("v2".to_owned())
+    );
+    assert_eq!(calls.count(), 2);
+}
+
+#[test]
+fn a_failing_source_is_throttled_like_a_working_one() {
+    let (cache, clock) = cache_with(policy());
+    let calls = Calls::default();
+    let error = cache.reload("down", || calls.fail()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable);
+    assert!(error.message().contains("connection refused"), "{error}");
+    assert!(error.message().contains("down"), "{error}");
+
+    // Within the window nothing is loaded and nothing is waited for: no keys, no error.
+    for _ in 0..100 {
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(cache.reload("down", || calls.fail()).unwrap(), None);
+    }
+    assert_eq!(calls.count(), 1);
+
+    clock.advance(5 * SECOND);
+    assert_eq!(
+        cache.reload("down", || calls.load("back")).unwrap(),
+        Some("back".to_owned())
+    );
+    assert_eq!(calls.count(), 2);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.loads, stats.load_failures, stats.throttled),
+        (2, 1, 100)
+    );
+}
+
+#[test]
+fn a_flood_of_unknown_kids_does_not_keep_a_rotation_from_being_picked_up_after_the_window() {
+    let (cache, clock) = cache_with(policy());
+    let calls = Calls::default();
+    cache.reload("idp", || calls.load("old keys")).unwrap();
+
+    // An attacker sends tokens with made-up kids: each one asks for a reload.
+    for _ in 0..1000 {
+        clock.advance(Duration::from_millis(5));
+        assert_eq!(
+            cache.reload("idp", || calls.load("never")).unwrap(),
+            Some("old keys".to_owned())
+        );
+    }
+    assert_eq!(calls.count(), 1, "the flood cost no download");
+
+    // The identity provider rotates; the first token with the new kid after the window gets it.
+    clock.advance(5 * SECOND);
+    assert_eq!(
+        cache.reload("idp", || calls.load("rotated keys")).unwrap(),
+        Some("rotated keys".to_owned())
+    );
+    assert_eq!(cache.get("idp"), Some("rotated keys".to_owned()));
+    assert_eq!(calls.count(), 2);
+}
+
+#[test]
+fn concurrent_reloads_of_one_source_share_one_load() {
+    const CALLERS: usize = 16;
+    let (cache, _) = cache_with(policy());
+    let cache = Arc::new(cache);
+    let calls = Arc::new(Calls::default());
+    let start = Arc::new(Barrier::new(CALLERS));
+
+    let handles: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (cache, calls, start) = (cache.clone(), calls.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                cache.reload("s", || {
+                    // Hold the load until every other caller has joined it.
+                    while cache.stats().coalesced < (CALLERS - 1) as u64 {
+                        thread::yield_now();
+                    }
+                    calls.load("shared")
+                })
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap().unwrap(), Some("shared".to_owned()));
+    }
+    assert_eq!(calls.count(), 1);
+    let stats = cache.stats();
+    assert_eq!((stats.loads, stats.coalesced), (1, (CALLERS - 1) as u64));
+}
+
+#[test]
+fn callers_waiting_for_a_failed_load_get_the_same_failure() {
+    let (cache, _) = cache_with(policy());
+    let cache = Arc::new(cache);
+    let (joined_tx, joined_rx) = mpsc::channel();
+    let follower = {
+        let cache = cache.clone();
+        thread::spawn(move || {
+            // Wait until the leader is inside its load, then join it.
+            joined_rx.recv().unwrap();
+            cache.reload("s", || panic!("a follower must not load"))
+        })
+    };
+    let leader = cache.reload("s", || {
+        joined_tx.send(()).unwrap();
+        while cache.stats().coalesced < 1 {
+            thread::yield_now();
+        }
+        failure()
+    });
+    let followed = follower.join().unwrap();
+    assert_eq!(leader.unwrap_err().kind(), ErrorKind::PublicKeysUnavailable);
+    assert_eq!(
+        followed.unwrap_err().kind(),
+        ErrorKind::PublicKeysUnavailable
+    );
+}
+
+#[test]
+fn a_caller_waits_for_another_callers_load_no_longer_than_the_follower_wait() {
+    let (cache, clock) = cache_with(CachePolicy {
+        follower_wait: Duration::from_millis(20),
+        max_age: 60 * SECOND,
+        ..policy()
+    });
+    let cache = Arc::new(cache);
+    cache.reload("cached", || keys("old")).unwrap();
+    clock.advance(61 * SECOND); // stale, within the stale-on-error limit
+
+    for (source, expect_keys) in [("cached", true), ("empty", false)] {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let leader = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.reload(source, || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    keys("new")
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        let answer = cache.reload(source, || panic!("a follower must not load"));
+        if expect_keys {
+            assert_eq!(answer.unwrap(), Some("old".to_owned()));
+        } else {
+            let error = answer.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable);
+            assert!(error.message().contains("20 ms"), "{error}");
+        }
+        release_tx.send(()).unwrap();
+        assert_eq!(leader.join().unwrap().unwrap(), Some("new".to_owned()));
+    }
+}
+
+#[test]
+fn the_last_good_keys_serve_when_a_reload_fails_until_the_stale_limit_past_their_freshness() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_age: 100 * SECOND,
+        stale_on_error: 50 * SECOND,
+        ..policy()
+    });
+    cache.reload("s", || keys("good")).unwrap();
+
+    // Still fresh: an unknown kid asks for a reload, which fails; the good keys stay.
+    clock.advance(20 * SECOND);
+    assert_eq!(cache.reload("s", failure).unwrap(), Some("good".to_owned()));
+    assert_eq!(cache.get("s"), Some("good".to_owned()));
+
+    // Past the max age but within the stale limit.
+    clock.advance(120 * SECOND);
+    assert_eq!(cache.get("s"), None, "stale keys are never a plain hit");
+    assert_eq!(cache.reload("s", failure).unwrap(), Some("good".to_owned()));
+
+    // Past the stale limit the failure reaches the caller.
+    clock.advance(20 * SECOND);
+    let error = cache.reload("s", failure).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable);
+    assert!(error.message().contains("connection refused"));
+
+    let stats = cache.stats();
+    assert_eq!((stats.load_failures, stats.stale_served), (3, 2));
+}
+
+#[test]
+fn a_throttled_reload_returns_stale_keys_within_the_stale_limit_and_nothing_after_it() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_age: 100 * SECOND,
+        stale_on_error: 50 * SECOND,
+        ..policy()
+    });
+    let calls = Calls::default();
+    cache.reload("s", || calls.load("good")).unwrap();
+
+    clock.advance(145 * SECOND); // stale, 5 s before the stale limit
+    assert_eq!(
+        cache.reload("s", || calls.fail()).unwrap(),
+        Some("good".to_owned())
+    );
+    clock.advance(SECOND);
+    assert_eq!(
+        cache.reload("s", || calls.fail()).unwrap(),
+        Some("good".to_owned()),
+        "throttled: the stale keys, without a load"
+    );
+    clock.advance(5 * SECOND); // past the stale limit, still inside the window
+    assert_eq!(cache.reload("s", || calls.fail()).unwrap(), None);
+    assert_eq!(calls.count(), 2);
+}
+
+#[test]
+fn keys_loaded_while_their_source_is_evicted_are_returned_but_not_kept() {
+    let (cache, _) = cache_with(policy());
+    let answer = cache
+        .reload("realm-1::client::c::keyuse::SIG", || {
+            // The client is updated while its old keys are being downloaded.
+            cache.evict("realm-1::client::c::keyuse::SIG");
+            keys("from before the update")
+        })
+        .unwrap();
+    assert_eq!(answer, Some("from before the update".to_owned()));
+    assert_eq!(cache.get("realm-1::client::c::keyuse::SIG"), None);
+    // The eviction also forgot the window: the next use loads at once.
+    assert_eq!(
+        cache
+            .reload("realm-1::client::c::keyuse::SIG", || keys("new"))
+            .unwrap(),
+        Some("new".to_owned())
+    );
+}
+
+#[test]
+fn evicting_a_source_forgets_its_keys_and_its_window() {
+    let (cache, _) = cache_with(policy());
+    let calls = Calls::default();
+    cache.reload("s", || calls.load("v1")).unwrap();
+    cache.evict("s");
+    assert_eq!(cache.get("s"), None);
+    assert_eq!(
+        cache.reload("s", || calls.load("v2")).unwrap(),
+        Some("v2".to_owned())
+    );
+    assert_eq!(calls.count(), 2);
+}
+
+#[test]
+fn evicting_a_realm_prefix_forgets_only_that_realms_sources() {
+    let (cache, _) = cache_with(policy());
+    for source in [
+        "r1::client::a::keyuse::SIG",
+        "r1::idp::b",
+        "r10::idp::c",
+        "r2::idp::d",
+    ] {
+        cache.reload(source, || keys(source)).unwrap();
+    }
+    cache.evict_prefix("r1::");
+    assert_eq!(cache.get("r1::client::a::keyuse::SIG"), None);
+    assert_eq!(cache.get("r1::idp::b"), None);
+    assert!(cache.get("r10::idp::c").is_some());
+    assert!(cache.get("r2::idp::d").is_some());
+
+    cache.clear();
+    assert_eq!(cache.stats().entries, 0);
+    assert_eq!(cache.get("r2::idp::d"), None);
+}
+
+#[test]
+fn reconfiguring_keeps_the_cached_keys_and_a_smaller_bound_drops_the_least_recently_used() {
+    let (cache, clock) = cache_with(policy());
+    for source in ["a", "b", "c"] {
+        cache.reload(source, || keys(source)).unwrap();
+    }
+    cache.configure(CachePolicy {
+        max_entries: NonZeroUsize::new(2).unwrap(),
+        min_time_between_requests: Duration::ZERO,
+        ..policy()
+    });
+    assert_eq!(cache.get("a"), None);
+    assert!(cache.get("b").is_some());
+    assert!(cache.get("c").is_some());
+    // The new window applies at once.
+    assert_eq!(
+        cache.reload("b", || keys("b2")).unwrap(),
+        Some("b2".to_owned())
+    );
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        cache.reload("b", || keys("b3")).unwrap(),
+        Some("b3".to_owned())
+    );
+}
+
+#[test]
+fn a_loader_that_panics_releases_its_source_for_later_reloads() {
+    let (cache, clock) = cache_with(policy());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.reload("s", || panic!("loader bug"))
+    }));
+    assert!(panicked.is_err());
+    clock.advance(10 * SECOND);
+    assert_eq!(
+        cache.reload("s", || keys("v1")).unwrap(),
+        Some("v1".to_owned())
+    );
+}
+
+#[test]
+fn a_loader_that_asks_for_its_own_source_again_is_answered_without_waiting_for_itself() {
+    let (cache, _) = cache_with(CachePolicy {
+        follower_wait: 60 * SECOND,
+        ..policy()
+    });
+    let answer = cache
+        .reload("s", || {
+            assert_eq!(cache.reload("s", || keys("nested")).unwrap(), None);
+            keys("outer")
+        })
+        .unwrap();
+    assert_eq!(answer, Some("outer".to_owned()));
+}
