@@ -319,6 +319,18 @@ fn validation_refuses_keys_and_credentials_that_cannot_sign() {
     assert_eq!(error.kind(), ErrorKind::AccessDenied);
     assert!(!error.message().contains(wrong_secret));
 
+    // A regional endpoint refuses a request signed for another region: a configuration mistake
+    // named as such, not a wrong secret.
+    let mut other_region = fixture.config("alias/rsa", "RS256", secret);
+    other_region["region"] = "eu-west-1".into();
+    let error = refused(other_region);
+    assert_eq!(error.kind(), ErrorKind::InvalidConfiguration);
+    assert!(
+        error.message().contains("does not serve region eu-west-1"),
+        "{}",
+        error.message()
+    );
+
     let (_, description) = fixture.saved("alias/to-disable", "ES256");
     fixture.disable(&description.key_arn);
     let error = refused(fixture.config("alias/to-disable", "ES256", secret));

@@ -8,7 +8,6 @@ process started once for this package, with a loopback JWKS server the tests pro
 from __future__ import annotations
 
 import concurrent.futures
-import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -20,23 +19,11 @@ from harness import Admin, Keycloak
 from .jwks_server import JwksServer
 from .server_under_test import INFINISPAN, NATIVE_LRU, ServerUnderTest, server_options
 
-# Where Keycloak finds public key storage factories in a provider JAR.
-STORAGE_FACTORY_SERVICE = "META-INF/services/org.keycloak.keys.PublicKeyStorageProviderFactory"
-
 # The process of the provider being tested, for the failure report.
 _running: dict[str, ServerUnderTest] = {}
 _log_offset = pytest.StashKey[int]()
 # Lines for the end of the run: each process's startup time and log.
 _summary: list[str] = []
-
-
-def jar_has_public_key_storage(jar: Path) -> bool:
-    with zipfile.ZipFile(jar) as archive:
-        try:
-            listed = archive.read(STORAGE_FACTORY_SERVICE).decode()
-        except KeyError:
-            return False
-    return any(line.strip() and not line.startswith("#") for line in listed.splitlines())
 
 
 @pytest.fixture(scope="package")
@@ -88,17 +75,13 @@ class KeycloakStarts:
 
 
 def _testable_providers(session: pytest.Session) -> list[str]:
-    """The providers that selected tests run against, in run order; ours only once the JAR
-    has it (until then its tests are skipped)."""
+    """The providers that selected tests run against, in run order."""
     wanted = {
         item.callspec.params.get("server")
         for item in session.items
         if hasattr(item, "callspec")
     }
-    testable = [provider for provider in PROVIDERS if provider in wanted]
-    if NATIVE_LRU in testable and not jar_has_public_key_storage(harness.provider_jar()):
-        testable.remove(NATIVE_LRU)
-    return testable
+    return [provider for provider in PROVIDERS if provider in wanted]
 
 
 @pytest.fixture(scope="package")
@@ -118,8 +101,6 @@ def server(
     per provider; pytest runs every test of one provider before those of the next)."""
     provider: str = request.param
     testable = _testable_providers(request.session)
-    if provider not in testable:
-        pytest.skip(f"{harness.provider_jar().name} registers no PublicKeyStorageProvider yet")
     keycloak = keycloak_starts.take(provider)
     for later in testable[testable.index(provider) + 1 :]:
         keycloak_starts.begin(later)

@@ -1,6 +1,5 @@
 package dev.awskms.keycloak;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.BufferedReader;
 import java.io.File;
@@ -50,7 +49,10 @@ final class KmsEmulator implements AutoCloseable {
         this.region = ready.get("region").asText();
         this.keyArns = JsonSerialization.mapper.convertValue(ready.get("keys"),
                 JsonSerialization.mapper.getTypeFactory().constructMapType(Map.class, String.class, String.class));
-        this.stsUrl = ready.hasNonNull("sts") ? ready.get("sts").asText() : null;
+        if (!ready.hasNonNull("sts")) {
+            throw new IllegalStateException("the KMS emulator did not announce its STS endpoint: " + ready);
+        }
+        this.stsUrl = ready.get("sts").asText();
     }
 
     /**
@@ -112,22 +114,16 @@ final class KmsEmulator implements AutoCloseable {
         return new KmsEmulator(process, JsonSerialization.mapper.readTree(line));
     }
 
-    /** Whether this build of the emulator has {@code option}, per its {@code --help}. */
-    static boolean supports(String option) throws IOException, InterruptedException {
-        Process help = new ProcessBuilder(binary(), "--help").redirectErrorStream(true).start();
-        String usage = new String(help.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        help.waitFor(10, TimeUnit.SECONDS);
-        return usage.contains(option + " ");
-    }
-
     private static String binary() {
         String binary = System.getProperty("awskms.test.emulator", "");
-        assumeTrue(!binary.isEmpty() && Files.isExecutable(Path.of(binary)),
-                "KMS emulator not built yet (" + binary + "); build it with: cargo build --release -p kms-emulator");
+        if (binary.isEmpty() || !Files.isExecutable(Path.of(binary))) {
+            throw new IllegalStateException("KMS emulator not built (" + binary
+                    + "); build it with: cargo build --release -p kms-emulator (scripts/build.sh does)");
+        }
         return binary;
     }
 
-    /** The STS endpoint for {@code --role} roles, or null if this build of the emulator has none. */
+    /** The STS endpoint for {@code --role} roles (served on the KMS port). */
     String stsUrl() {
         return stsUrl;
     }
