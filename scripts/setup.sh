@@ -3,7 +3,9 @@
 # directory (default ~/.cache/keycloak-aws-kms, override with AWSKMS_CACHE_DIR):
 #   - the Keycloak server distribution from Maven Central (SHA-1 checked against Central's .sha1);
 #   - a Python venv with tests/requirements.txt (rebuilt only when that file or Python changes);
-#   - the choice of JDK to run Keycloak with.
+#   - the choice of JDK to run Keycloak with;
+#   - PostgreSQL's server programs for the cluster tests (scripts/cluster.sh), from Debian's
+#     packages when they are missing (needs root; no database is created or started here).
 # It writes $AWSKMS_CACHE_DIR/setup.env for test.sh, demo.sh and tests/e2e. Idempotent.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -88,9 +90,60 @@ choose_java() {
     say "Keycloak JDK: Java $(java_major "$KEYCLOAK_JAVA_HOME") at $KEYCLOAK_JAVA_HOME"
 }
 
+# PostgreSQL's server programs: $AWSKMS_POSTGRES_BIN if set, else the newest Debian
+# /usr/lib/postgresql/<major>/bin with initdb, pg_ctl and postgres.
+find_postgres_bin() {
+    local dir
+    if [ -n "${AWSKMS_POSTGRES_BIN:-}" ]; then
+        [ -x "$AWSKMS_POSTGRES_BIN/initdb" ] && [ -x "$AWSKMS_POSTGRES_BIN/pg_ctl" ] || return 1
+        printf '%s\n' "$AWSKMS_POSTGRES_BIN"
+        return 0
+    fi
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
+            printf '%s\n' "$dir"
+        fi
+    done | sort -V | tail -n1 | grep .
+}
+
+install_postgresql() {
+    if POSTGRES_BIN="$(find_postgres_bin)"; then
+        say "PostgreSQL: $("$POSTGRES_BIN/postgres" --version) at $POSTGRES_BIN"
+        return
+    fi
+    [ -z "${AWSKMS_POSTGRES_BIN:-}" ] || die "AWSKMS_POSTGRES_BIN=$AWSKMS_POSTGRES_BIN has no initdb and pg_ctl"
+    command -v apt-get >/dev/null 2>&1 ||
+        die "PostgreSQL's server programs not found: install PostgreSQL and set AWSKMS_POSTGRES_BIN to its bin directory"
+    [ "$(id -u)" = 0 ] ||
+        die "PostgreSQL's server programs not found: run 'apt-get install postgresql' as root (or set AWSKMS_POSTGRES_BIN)"
+    # Debian's package would create and start a "main" cluster on port 5432; the cluster tests
+    # start a server of their own, so ask for none (postgresql-common reads createcluster.d/).
+    mkdir -p /etc/postgresql-common/createcluster.d
+    printf '# Written by keycloak-aws-kms scripts/setup.sh: no default cluster.\ncreate_main_cluster = false\n' \
+        >/etc/postgresql-common/createcluster.d/keycloak-aws-kms.conf
+    local candidate updated=""
+    candidate="$(apt-cache policy postgresql 2>/dev/null | sed -n 's/^ *Candidate: *//p')"
+    if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+        say "PostgreSQL: not in the package lists yet, running apt-get update"
+        apt-get update -qq
+        updated=1
+    fi
+    say "PostgreSQL: apt-get install postgresql"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; then
+        [ -z "$updated" ] || die "apt-get install postgresql failed"
+        # Stale package lists (files the mirror no longer has): refresh once and try again.
+        say "PostgreSQL: install failed, running apt-get update and trying again"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+    POSTGRES_BIN="$(find_postgres_bin)" || die "apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb"
+    say "PostgreSQL: installed $("$POSTGRES_BIN/postgres" --version) at $POSTGRES_BIN"
+}
+
 fetch_keycloak
 make_venv
 choose_java
+install_postgresql
 
 cat >"$AWSKMS_SETUP_ENV.part" <<EOF
 # Written by scripts/setup.sh; do not edit.
@@ -98,6 +151,7 @@ KEYCLOAK_VERSION=$KEYCLOAK_VERSION
 KEYCLOAK_DIST_TGZ=$KEYCLOAK_DIST_TGZ
 KEYCLOAK_JAVA_HOME=$KEYCLOAK_JAVA_HOME
 AWSKMS_VENV=$AWSKMS_VENV
+POSTGRES_BIN=$POSTGRES_BIN
 EOF
 mv "$AWSKMS_SETUP_ENV.part" "$AWSKMS_SETUP_ENV"
 say "setup done: $AWSKMS_SETUP_ENV"

@@ -24,8 +24,11 @@ fi
 
 stage_setup() { bash scripts/setup.sh; }
 stage_fmt() { cargo fmt --all --check; }
-stage_clippy() { cargo clippy --release --workspace --all-targets -- -D warnings; }
-stage_cargo-test() { cargo test --release --workspace; }
+stage_clippy() {
+    cargo clippy --locked --release --workspace --all-targets -- -D warnings &&
+        cargo clippy --locked --release -p keycloak-aws-kms-jni --features test-hooks -- -D warnings
+}
+stage_cargo-test() { cargo test --locked --release --workspace; }
 stage_build() { bash scripts/build.sh; }
 stage_java() { mvn -B --no-transfer-progress -Dstyle.color=never -f java/pom.xml verify; }
 stage_e2e() {

@@ -215,6 +215,16 @@ def startup_import(kms, emulator: Emulator, login: realms.Login) -> StartupImpor
     )
 
 
+# The session's Keycloak is a single-tenant server as far as the aws-kms server policy goes: the
+# tests use the server's own AWS identity (credentials mode `default`) in many realms, and one KMS
+# key in several realms. The default policy is tested on a Keycloak of its own
+# (signing/test_security_policy.py).
+SESSION_SERVER_POLICY = (
+    "--spi-keys--aws-kms--ambient-identity-realms=*",
+    "--spi-keys--aws-kms--key-shared-across-realms=true",
+)
+
+
 @pytest.fixture(scope="session")
 def keycloak(
     setup_env: dict[str, str],
@@ -251,6 +261,7 @@ def keycloak(
         },
         vault_dir=workdir / "vault",
         import_realms=(imported,),
+        extra_args=SESSION_SERVER_POLICY,
     )
     _summary.append(
         f"Keycloak {setup_env['KEYCLOAK_VERSION']} (JAVA_HOME {setup_env['KEYCLOAK_JAVA_HOME']}) "

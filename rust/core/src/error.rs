@@ -52,13 +52,16 @@ pub enum ErrorKind {
     JwksFetchFailed,
     /// A downloaded document is not a JWKS.
     JwksInvalid,
+    /// The server policy set by the operator (`--spi-keys--aws-kms--…`) does not allow the
+    /// configuration; the message names the option.
+    PolicyDenied,
     /// A bug in this library.
     Internal,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive cross-language checks.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::InvalidArgument,
         ErrorKind::InvalidConfiguration,
         ErrorKind::CredentialsUnavailable,
@@ -80,6 +83,7 @@ impl ErrorKind {
         ErrorKind::PublicKeysUnavailable,
         ErrorKind::JwksFetchFailed,
         ErrorKind::JwksInvalid,
+        ErrorKind::PolicyDenied,
         ErrorKind::Internal,
     ];
 
@@ -109,6 +113,7 @@ impl ErrorKind {
             // A 503 would pass, but a 404, a redirect or an oversized document will not.
             | ErrorKind::JwksFetchFailed
             | ErrorKind::JwksInvalid
+            | ErrorKind::PolicyDenied
             | ErrorKind::Internal => false,
         }
     }
@@ -171,6 +176,55 @@ impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The most characters of remote text a message quotes.
+pub const REMOTE_TEXT_MAX_CHARS: usize = 300;
+
+/// Text that a remote endpoint chose (an AWS or STS error message or code, a TLS alert, an HTTP
+/// library's account of what a server sent), as a message may quote it: every run of control
+/// characters (line breaks, escape sequences, bidirectional overrides, zero-width characters)
+/// becomes one space, the ends are trimmed, and at most [`REMOTE_TEXT_MAX_CHARS`] characters
+/// are kept, the cut marked with `…`. An endpoint an administrator chose can then neither flood
+/// an admin response or the log nor forge lines in it. The one place this rule lives.
+pub fn bounded_remote_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(REMOTE_TEXT_MAX_CHARS * 4));
+    let mut kept = 0;
+    let mut pending_space = false;
+    for c in text.chars() {
+        if is_hidden(c) || c == ' ' && out.is_empty() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && !out.is_empty() {
+            if kept == REMOTE_TEXT_MAX_CHARS {
+                out.push('…');
+                return out;
+            }
+            out.push(' ');
+            kept += 1;
+        }
+        pending_space = false;
+        if kept == REMOTE_TEXT_MAX_CHARS {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
+        kept += 1;
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// Control characters and the invisible formatting characters that can disguise text.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace() && c != ' '
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +236,31 @@ mod tests {
                 assert!(kind.is_transient(), "{kind:?} is retried but not transient");
             }
         }
+    }
+
+    #[test]
+    fn remote_text_loses_its_control_characters_and_is_cut_at_the_bound() {
+        assert_eq!(
+            bounded_remote_text("User: x\r\n2025-01-01 ERROR forged line\u{1b}[31m red"),
+            "User: x 2025-01-01 ERROR forged line [31m red"
+        );
+        assert_eq!(
+            bounded_remote_text("a\u{202E}b\u{200B}c\tdone  "),
+            "a b c done"
+        );
+        assert_eq!(bounded_remote_text("\n\n  plain  \n"), "plain");
+        assert_eq!(bounded_remote_text(""), "");
+        let long = "é".repeat(5000);
+        let bounded = bounded_remote_text(&long);
+        assert_eq!(bounded.chars().count(), REMOTE_TEXT_MAX_CHARS + 1);
+        assert!(bounded.ends_with('…'));
+        let exact = "x".repeat(REMOTE_TEXT_MAX_CHARS);
+        assert_eq!(bounded_remote_text(&exact), exact);
+        let spaced = format!("{}\n\ny", "x".repeat(REMOTE_TEXT_MAX_CHARS));
+        assert_eq!(
+            bounded_remote_text(&spaced),
+            format!("{}…", "x".repeat(REMOTE_TEXT_MAX_CHARS))
+        );
     }
 
     #[test]

@@ -1,24 +1,16 @@
-//! Signing Keycloak tokens with AWS KMS: the behaviour of the extension, free of JNI.
+//! The behaviour of the Keycloak AWS KMS extension, free of JNI: one folder per feature.
 //!
-//! - [`config`]: the key provider's configuration as Keycloak stores it, checked field by field.
-//! - [`validation`]: what saving a provider checks against KMS, and the public material it stores.
-//! - [`signing`]: hashing, `Sign` with `MessageType=DIGEST`, local verification, key handles.
-//! - [`kms`]: shared clients, timeouts, retries and the mapping of every SDK failure.
-//! - [`algorithm`], [`public_key`]: JOSE/JCA/KMS algorithm rules, SPKI parsing and key ids.
-//! - [`certificate`]: checking an uploaded certificate against the key, or minting one via KMS.
+//! - [`signing`]: realm signing keys in AWS KMS — configuration, validation on save, signing,
+//!   the KMS client and its error mapping.
 //! - [`public_keys`]: the cache of client and identity-provider public keys, and JWKS downloads.
 //! - [`error`]: the one error type, with a stable kind and a transient flag.
+//!
+//! The JNI contract both sides build to is described once, in `docs/design.md` ("JNI").
 #![forbid(unsafe_code)]
 
-pub mod algorithm;
-pub mod certificate;
-pub mod config;
 pub mod error;
-pub mod kms;
-pub mod public_key;
 pub mod public_keys;
 mod runtime;
 pub mod signing;
-pub mod validation;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,32 +1,42 @@
-//! Every native method of `dev.awskms.keycloak.NativeBridge`, each right above its Rust
-//! implementation. `JNI_OnLoad` registers [`NATIVE_METHODS`], so a name or signature that does
-//! not match the Java declaration fails when the library loads, not at the first token.
+//! Every native method of `dev.awskms.keycloak.internal.NativeBridge`, each right above its Rust
+//! implementation; the contract is `docs/design.md` ("JNI"). `JNI_OnLoad` registers
+//! [`NATIVE_METHODS`], so a name or signature that does not match the Java declaration fails
+//! when the library loads, not at the first token.
 //!
 //! Values cross the boundary as strings, byte arrays and numbers; behaviour lives in
-//! `kms_keycloak_core`.
+//! `keycloak_aws_kms_core`. Strings that may carry secrets are wiped once parsed.
 
-use jni::objects::{JByteArray, JClass, JObject, JObjectArray, JString};
+use jni::objects::{JByteArray, JClass, JLongArray, JObject, JObjectArray, JString};
 use jni::sys::jlong;
 use jni::{native_method, Env, NativeMethod};
-use kms_keycloak_core::{signing, validation, Error, ErrorKind};
+use keycloak_aws_kms_core::signing::config::ProviderConfig;
+use keycloak_aws_kms_core::signing::policy::{self, ServerPolicy};
+use keycloak_aws_kms_core::signing::{catalogue, registry, validation};
+use keycloak_aws_kms_core::{Error, ErrorKind};
+use zeroize::Zeroizing;
 
-use crate::policy::{all_codes, wire_code, BridgeError, ThrowNativeException, PANIC_CODE};
-use crate::public_key_cache;
+use crate::policy::{all_codes, BridgeError, ThrowNativeException};
+use crate::public_keys;
 
 type NativeResult<T> = Result<T, BridgeError>;
 
 /// The registration table; its order is irrelevant, its completeness is tested from Java.
-pub const NATIVE_METHODS: [NativeMethod<'static>; 15] = [
+pub const NATIVE_METHODS: [NativeMethod<'static>; 20] = [
     VERSION,
     ERROR_CODES,
+    SIGNING_CATALOGUE,
+    CONFIGURE_SIGNING_POLICY,
     DESCRIBE_SIGNING_KEY,
     SIGNING_KEY_HANDLE,
     SIGN,
-    PANIC_FOR_TESTING,
-    FAIL_FOR_TESTING,
+    RELEASE_SIGNING_KEY,
+    SIGNING_KEY_STATS,
     PUBLIC_KEY_CACHE_CONFIGURE,
+    PUBLIC_KEY_CACHE_DEFAULTS,
     PUBLIC_KEY_CACHE_GET,
     PUBLIC_KEY_CACHE_RELOAD,
+    PUBLIC_KEY_CACHE_COMPLETE_RELOAD,
+    PUBLIC_KEY_CACHE_FAIL_RELOAD,
     PUBLIC_KEY_CACHE_EVICT,
     PUBLIC_KEY_CACHE_EVICT_PREFIX,
     PUBLIC_KEY_CACHE_CLEAR,
@@ -63,37 +73,71 @@ fn error_codes<'local>(
     Ok(array)
 }
 
+const SIGNING_CATALOGUE: NativeMethod = native_method! {
+    static fn signing_catalogue() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The signing rules Java keeps a copy of names from (JCA services, form lists), for its
+/// pinning tests.
+fn signing_catalogue<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(catalogue::to_json())?)
+}
+
+const CONFIGURE_SIGNING_POLICY: NativeMethod = native_method! {
+    static fn configure_signing_policy(options_json: JString),
+    error_policy = ThrowNativeException,
+};
+
+/// Replaces the server policy for `aws-kms` providers with the operator's options (as written,
+/// by option name); an unknown option or an unusable value is refused naming the option.
+fn configure_signing_policy<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    options_json: JString<'local>,
+) -> NativeResult<()> {
+    let options_json = options_json.try_to_string(env)?;
+    policy::configure(ServerPolicy::from_json(&options_json)?);
+    Ok(())
+}
+
 const DESCRIBE_SIGNING_KEY: NativeMethod = native_method! {
     static fn describe_signing_key(config_json: JString) -> JString,
     error_policy = ThrowNativeException,
 };
 
-/// Validation on save: checks the configuration against KMS and returns the public material to
-/// store, as JSON (`keyArn`, `keySpec`, `publicKey`, `kid`, `signingAlgorithms`).
+/// Validation on save: holds the configuration to the server policy and the kept-secrets rule,
+/// checks it against KMS and returns the public material to store, as JSON.
 fn describe_signing_key<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
     config_json: JString<'local>,
 ) -> NativeResult<JString<'local>> {
-    let config_json = config_json.try_to_string(env)?;
-    let config = kms_keycloak_core::config::ProviderConfig::from_json(&config_json)?;
-    let description = validation::describe_signing_key(&config)?;
+    let config_json = Zeroizing::new(config_json.try_to_string(env)?);
+    let config = ProviderConfig::from_json(&config_json)?;
+    let context = validation::SaveContext::from_json(&config_json)?;
+    let description = validation::describe_for_save(&config, &context, &policy::current())?;
     Ok(env.new_string(description.to_json()?)?)
 }
 
 const SIGNING_KEY_HANDLE: NativeMethod = native_method! {
-    static fn signing_key_handle(config_json: JString) -> jlong,
+    static fn signing_key_handle(component_id: JString, config_json: JString) -> jlong,
     error_policy = ThrowNativeException,
 };
 
-/// The handle of the signing key a stored configuration describes; no network call.
+/// The handle of the component's signing key for its stored configuration; no network call.
 fn signing_key_handle<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
+    component_id: JString<'local>,
     config_json: JString<'local>,
 ) -> NativeResult<jlong> {
-    let config_json = config_json.try_to_string(env)?;
-    let handle = signing::register(&config_json)?;
+    let component_id = component_id.try_to_string(env)?;
+    let config_json = Zeroizing::new(config_json.try_to_string(env)?);
+    let handle = registry::global().register(&component_id, &config_json)?;
     Ok(jlong::try_from(handle).map_err(|_| Error::new(ErrorKind::Internal, "handle overflow"))?)
 }
 
@@ -118,49 +162,42 @@ fn sign<'local>(
     })?;
     let jca_algorithm = jca_algorithm.try_to_string(env)?;
     let message = env.convert_byte_array(&message)?;
-    let signature = signing::sign(handle, &jca_algorithm, &message)?;
+    let signature = registry::global().sign(handle, &jca_algorithm, &message)?;
     Ok(env.byte_array_from_slice(&signature)?)
 }
 
-const PANIC_FOR_TESTING: NativeMethod = native_method! {
-    static fn panic_for_testing(),
+const RELEASE_SIGNING_KEY: NativeMethod = native_method! {
+    static fn release_signing_key(component_id: JString),
     error_policy = ThrowNativeException,
 };
 
-/// Panics, so that tests can prove a panic reaches Java as an exception and the JVM lives on.
-fn panic_for_testing<'local>(_env: &mut Env<'local>, _class: JClass<'local>) -> NativeResult<()> {
-    panic!("panicForTesting was called");
-}
-
-const FAIL_FOR_TESTING: NativeMethod = native_method! {
-    static fn fail_for_testing(code: JString),
-    error_policy = ThrowNativeException,
-};
-
-/// Fails with the error kind whose wire code is `code`, so tests can check every mapping.
-fn fail_for_testing<'local>(
+/// Forgets a removed or updated component's key, its client if no other key uses it, and its
+/// secrets.
+fn release_signing_key<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
-    code: JString<'local>,
+    component_id: JString<'local>,
 ) -> NativeResult<()> {
-    let code = code.try_to_string(env)?;
-    if code == PANIC_CODE {
-        panic!("failForTesting(PANIC) was called");
-    }
-    let kind = ErrorKind::ALL
-        .into_iter()
-        .find(|kind| wire_code(*kind) == code)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("Unknown error code {code:?}"),
-            )
-        })?;
-    Err(Error::new(kind, format!("failForTesting({code})")).into())
+    let component_id = component_id.try_to_string(env)?;
+    registry::global().release(&component_id);
+    Ok(())
+}
+
+const SIGNING_KEY_STATS: NativeMethod = native_method! {
+    static fn signing_key_stats() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// How many signing keys and KMS clients are held, as JSON.
+fn signing_key_stats<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(registry::global().stats().to_json())?)
 }
 
 const PUBLIC_KEY_CACHE_CONFIGURE: NativeMethod = native_method! {
-    static fn public_key_cache_configure(policy_json: JString),
+    static fn public_key_cache_configure(options_json: JString),
     error_policy = ThrowNativeException,
 };
 
@@ -168,10 +205,23 @@ const PUBLIC_KEY_CACHE_CONFIGURE: NativeMethod = native_method! {
 fn public_key_cache_configure<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
-    policy_json: JString<'local>,
+    options_json: JString<'local>,
 ) -> NativeResult<()> {
-    let policy_json = policy_json.try_to_string(env)?;
-    public_key_cache::configure(&policy_json)
+    let options_json = options_json.try_to_string(env)?;
+    public_keys::configure(&options_json)
+}
+
+const PUBLIC_KEY_CACHE_DEFAULTS: NativeMethod = native_method! {
+    static fn public_key_cache_defaults() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The option defaults, in the option names and units.
+fn public_key_cache_defaults<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(public_keys::defaults_json())?)
 }
 
 const PUBLIC_KEY_CACHE_GET: NativeMethod = native_method! {
@@ -186,27 +236,65 @@ fn public_key_cache_get<'local>(
     source_key: JString<'local>,
 ) -> NativeResult<JObject<'local>> {
     let source_key = source_key.try_to_string(env)?;
-    public_key_cache::get(env, &source_key)
+    public_keys::get(env, &source_key)
 }
 
 const PUBLIC_KEY_CACHE_RELOAD: NativeMethod = native_method! {
-    static fn public_key_cache_reload(
-        source_key: JString,
-        loader: dev.awskms.keycloak.NativeKeyLoader,
-    ) -> JObject,
+    static fn public_key_cache_reload(source_key: JString, permit: jlong[]) -> JObject,
     error_policy = ThrowNativeException,
 };
 
-/// Reloads the source under the window, single-flight and stale-on-error rules; calls
-/// `loader.load()` on this thread if this caller leads the load.
+/// Asks to reload the source: the keys to use now, or null with a permit in `permit[0]` when
+/// this caller leads the load.
 fn public_key_cache_reload<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
     source_key: JString<'local>,
-    loader: JObject<'local>,
+    permit: JLongArray<'local>,
 ) -> NativeResult<JObject<'local>> {
     let source_key = source_key.try_to_string(env)?;
-    public_key_cache::reload(env, &source_key, &loader)
+    public_keys::reload(env, &source_key, &permit)
+}
+
+const PUBLIC_KEY_CACHE_COMPLETE_RELOAD: NativeMethod = native_method! {
+    static fn public_key_cache_complete_reload(
+        permit: jlong,
+        keys: dev.awskms.keycloak.internal.CachedPublicKeys,
+        expires_at_epoch_millis: jlong,
+    ) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// The leader's loaded keys: stored (unless evicted meanwhile or the permit expired) and
+/// handed to the waiting callers.
+fn public_key_cache_complete_reload<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    permit: jlong,
+    keys: JObject<'local>,
+    expires_at_epoch_millis: jlong,
+) -> NativeResult<JObject<'local>> {
+    public_keys::complete(env, permit, &keys, expires_at_epoch_millis)
+}
+
+const PUBLIC_KEY_CACHE_FAIL_RELOAD: NativeMethod = native_method! {
+    static fn public_key_cache_fail_reload(permit: jlong, reason: JString) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// The leader's load failed: the last usable keys, or `PUBLIC_KEYS_UNAVAILABLE` with `reason`.
+fn public_key_cache_fail_reload<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    permit: jlong,
+    reason: JString<'local>,
+) -> NativeResult<JObject<'local>> {
+    let reason = if reason.is_null() {
+        "the loader gave no reason".to_owned()
+    } else {
+        reason.try_to_string(env)?
+    };
+    public_keys::fail(env, permit, &reason)
 }
 
 const PUBLIC_KEY_CACHE_EVICT: NativeMethod = native_method! {
@@ -221,7 +309,7 @@ fn public_key_cache_evict<'local>(
     source_key: JString<'local>,
 ) -> NativeResult<()> {
     let source_key = source_key.try_to_string(env)?;
-    public_key_cache::evict(&source_key);
+    public_keys::evict(&source_key);
     Ok(())
 }
 
@@ -237,7 +325,7 @@ fn public_key_cache_evict_prefix<'local>(
     source_key_prefix: JString<'local>,
 ) -> NativeResult<()> {
     let prefix = source_key_prefix.try_to_string(env)?;
-    public_key_cache::evict_prefix(&prefix);
+    public_keys::evict_prefix(&prefix);
     Ok(())
 }
 
@@ -251,7 +339,7 @@ fn public_key_cache_clear<'local>(
     _env: &mut Env<'local>,
     _class: JClass<'local>,
 ) -> NativeResult<()> {
-    public_key_cache::clear();
+    public_keys::clear();
     Ok(())
 }
 
@@ -265,7 +353,7 @@ fn public_key_cache_stats<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
 ) -> NativeResult<JString<'local>> {
-    Ok(env.new_string(public_key_cache::stats_json())?)
+    Ok(env.new_string(public_keys::stats_json())?)
 }
 
 const FETCH_JWKS: NativeMethod = native_method! {
@@ -282,5 +370,5 @@ fn fetch_jwks<'local>(
 ) -> NativeResult<JString<'local>> {
     let url = url.try_to_string(env)?;
     let requested_use = requested_use.try_to_string(env)?;
-    Ok(env.new_string(public_key_cache::fetch_jwks(&url, &requested_use)?)?)
+    Ok(env.new_string(public_keys::fetch_jwks(&url, &requested_use)?)?)
 }

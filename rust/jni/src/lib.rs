@@ -1,24 +1,30 @@
-//! The JNI bridge of the Keycloak AWS KMS extension, built as `libkeycloak_aws_kms.so`.
+//! The JNI bridge of the Keycloak AWS KMS extension, built as `libkeycloak_aws_kms.so`. The
+//! contract it implements is described once, in `docs/design.md` ("JNI").
 //!
-//! - [`exports`]: every native method of `dev.awskms.keycloak.NativeBridge`.
+//! - [`exports`]: every native method of `dev.awskms.keycloak.internal.NativeBridge`.
 //! - [`policy`]: the one error/panic policy they all run through.
-//! - [`public_key_cache`]: the public key cache holding ready Java objects, and JWKS downloads.
+//! - [`public_keys`]: the public key cache holding ready Java objects, and JWKS downloads.
+//! - [`java_types`]: the Java classes and the one constructor the native side names, bound once.
 //!
 //! This is the only crate of the project with `unsafe` code: registering the natives.
 #![allow(unsafe_code)]
 
-pub mod exports;
-pub mod policy;
-pub mod public_key_cache;
+mod exports;
+mod java_types;
+mod policy;
+mod public_keys;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use std::ffi::c_void;
 
+use jni::strings::JNIStr;
 use jni::sys::{jint, JNI_ERR, JNI_VERSION_1_8};
-use jni::{jni_str, JavaVM};
+use jni::{jni_str, Env, JavaVM, NativeMethod};
 
-/// Registers every native method of `NativeBridge` when the JVM loads the library. A mismatch
-/// between the Java declarations and [`exports::NATIVE_METHODS`] leaves an
-/// `UnsatisfiedLinkError` pending, which `System.load` throws.
+/// Registers every native method of `NativeBridge` (and, in the `test-hooks` build, of
+/// `NativeTestHooks`) when the JVM loads the library. A mismatch between the Java declarations
+/// and the tables leaves an `UnsatisfiedLinkError` pending, which `System.load` throws.
 ///
 /// # Safety
 ///
@@ -37,31 +43,43 @@ pub unsafe extern "system" fn JNI_OnLoad(
         // the library.
         let vm = unsafe { JavaVM::from_raw(vm) };
         vm.attach_current_thread(|env| -> jni::errors::Result<()> {
-            let outcome = (|| {
-                let class = env.find_class(jni_str!("dev/awskms/keycloak/NativeBridge"))?;
-                // SAFETY: every entry of NATIVE_METHODS is built by `native_method!`, which
-                // checks each Rust function against its JNI signature at compile time; all are
-                // declared `static` there and are static methods of NativeBridge.
-                unsafe { env.register_native_methods(&class, &exports::NATIVE_METHODS) }
-            })();
-            if let Err(error) = outcome {
-                if env.exception_check() {
-                    env.exception_clear();
-                }
-                let message = format!(
-                    "libkeycloak_aws_kms could not register its native methods on \
-                     dev.awskms.keycloak.NativeBridge: {error}"
-                );
-                let _ = env.throw_new(
-                    jni_str!("java/lang/UnsatisfiedLinkError"),
-                    jni::strings::JNIString::new(message),
-                );
-            }
+            register_or_throw(env, java_types::NATIVE_BRIDGE, &exports::NATIVE_METHODS);
+            #[cfg(feature = "test-hooks")]
+            register_or_throw(
+                env,
+                java_types::NATIVE_TEST_HOOKS,
+                &test_hooks::NATIVE_METHODS,
+            );
             Ok(())
         })
     });
     match registered {
         Ok(Ok(())) => JNI_VERSION_1_8,
         _ => JNI_ERR,
+    }
+}
+
+/// Registers one table, or leaves an `UnsatisfiedLinkError` naming the class pending.
+fn register_or_throw(env: &mut Env<'_>, class: &JNIStr, methods: &[NativeMethod<'static>]) {
+    if env.exception_check() {
+        // An earlier table already failed; its error is the one to report.
+        return;
+    }
+    // SAFETY: every table is built by `native_method!`, which checks each Rust function against
+    // its JNI signature at compile time; all are declared `static` there and are static
+    // methods of the class they are registered on.
+    let outcome = unsafe { java_types::register_natives(env, class, methods) };
+    if let Err(error) = outcome {
+        if env.exception_check() {
+            env.exception_clear();
+        }
+        let message = format!(
+            "libkeycloak_aws_kms could not register its native methods on {}: {error}",
+            class.to_string().replace('/', ".")
+        );
+        let _ = env.throw_new(
+            jni_str!("java/lang/UnsatisfiedLinkError"),
+            jni::strings::JNIString::new(message),
+        );
     }
 }

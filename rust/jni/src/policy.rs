@@ -1,17 +1,16 @@
 //! The one error/panic policy every native method runs through: a Rust error becomes a thrown
-//! `dev.awskms.keycloak.NativeException(code, retryable, message)`, a panic becomes the same
-//! exception with code `PANIC`, and the native returns its default value (0, null).
+//! `dev.awskms.keycloak.internal.NativeException(code, retryable, message)`, a panic becomes the
+//! same exception with code `PANIC`, and the native returns its default value (0, null).
 
 use std::any::Any;
 use std::fmt;
 
 use jni::errors::ErrorPolicy;
-use jni::objects::{JThrowable, JValue};
-use jni::{jni_sig, jni_str, Env};
-use kms_keycloak_core::ErrorKind;
+use jni::objects::{JObject, JThrowable};
+use jni::Env;
+use keycloak_aws_kms_core::ErrorKind;
 
-/// The Java class every native failure is thrown as.
-const EXCEPTION_CLASS: &jni::strings::JNIStr = jni_str!("dev/awskms/keycloak/NativeException");
+use crate::java_types::NativeException;
 
 /// The wire code of a panic caught at the boundary.
 pub const PANIC_CODE: &str = "PANIC";
@@ -41,6 +40,7 @@ pub fn wire_code(kind: ErrorKind) -> &'static str {
         ErrorKind::PublicKeysUnavailable => "PUBLIC_KEYS_UNAVAILABLE",
         ErrorKind::JwksFetchFailed => "JWKS_FETCH_FAILED",
         ErrorKind::JwksInvalid => "JWKS_INVALID",
+        ErrorKind::PolicyDenied => "POLICY_DENIED",
         ErrorKind::Internal => "INTERNAL",
     }
 }
@@ -55,13 +55,13 @@ pub fn all_codes() -> impl Iterator<Item = &'static str> {
 
 /// Why a native call failed: the core said no, or the JNI plumbing itself failed.
 #[derive(Debug)]
-pub enum BridgeError {
-    Core(kms_keycloak_core::Error),
+pub(crate) enum BridgeError {
+    Core(keycloak_aws_kms_core::Error),
     Jni(jni::errors::Error),
 }
 
-impl From<kms_keycloak_core::Error> for BridgeError {
-    fn from(error: kms_keycloak_core::Error) -> Self {
+impl From<keycloak_aws_kms_core::Error> for BridgeError {
+    fn from(error: keycloak_aws_kms_core::Error) -> Self {
         BridgeError::Core(error)
     }
 }
@@ -153,19 +153,10 @@ fn throw_native_exception(
     transient: bool,
     message: &str,
 ) -> jni::errors::Result<()> {
-    let class = env.find_class(EXCEPTION_CLASS)?;
     let code = env.new_string(code)?;
     let message = env.new_string(message)?;
-    let exception = env.new_object(
-        &class,
-        jni_sig!("(Ljava/lang/String;ZLjava/lang/String;)V"),
-        &[
-            JValue::Object(&code),
-            JValue::Bool(transient),
-            JValue::Object(&message),
-        ],
-    )?;
-    let exception = env.cast_local::<JThrowable>(exception)?;
+    let exception = NativeException::new(env, &code, transient, &message)?;
+    let exception = env.cast_local::<JThrowable>(JObject::from(exception))?;
     match env.throw(&exception) {
         // `throw` reports the now-pending exception as an error; that is the success case.
         Ok(()) | Err(jni::errors::Error::JavaException) => Ok(()),
@@ -214,7 +205,7 @@ mod tests {
         let (code, transient, _) =
             BridgeError::Jni(jni::errors::Error::NullPtr("message")).describe();
         assert_eq!((code, transient), ("INVALID_ARGUMENT", false));
-        let (code, transient, message) = BridgeError::Core(kms_keycloak_core::Error::new(
+        let (code, transient, message) = BridgeError::Core(keycloak_aws_kms_core::Error::new(
             ErrorKind::Throttled,
             "slow down",
         ))

@@ -141,15 +141,17 @@ class _HttpServer(ThreadingHTTPServer):
 
 
 class JwksServer:
-    """A threaded HTTP server on 127.0.0.1 serving programmable JWKS endpoints."""
+    """A threaded HTTP server on 127.0.0.1 (or another loopback `host`) serving programmable
+    JWKS endpoints."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._lock = threading.Lock()
         self._endpoints: dict[str, JwksEndpoint] = {}
         self._log: list[str] = []
-        self._httpd: Optional[_HttpServer] = _HttpServer(("127.0.0.1", 0), self)
+        self._host = host
+        self._httpd: Optional[_HttpServer] = _HttpServer((host, 0), self)
         self.port = self._httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         self._thread = self._serve(self._httpd)
 
     @staticmethod
@@ -198,7 +200,7 @@ class JwksServer:
         """Listens again on the same port."""
         if self._httpd is not None:
             return
-        self._httpd = _HttpServer(("127.0.0.1", self.port), self)
+        self._httpd = _HttpServer((self._host, self.port), self)
         self._thread = self._serve(self._httpd)
 
     def stop(self) -> None:

@@ -9,13 +9,18 @@
 //!   costs one download per window; the first reload after the window is always let through, so
 //!   a real rotation is picked up on its first use after it. Nobody waits for the window: a
 //!   throttled caller gets the current keys (or none) at once.
-//! - Concurrent reloads of one source share one load: the first caller leads and runs the
-//!   loader on its own thread, the others wait for its result, at most the follower wait.
+//! - Concurrent reloads of one source share one load: the first caller leads — it gets a
+//!   [`Permit`], loads, and reports the outcome with [`KeyCache::complete`] — and the others
+//!   wait for that outcome, at most the follower wait after the load began. A permit not
+//!   completed within that bound expires: its followers are answered as for a failed load, and
+//!   the source's next reload after the window may lead again. The cache never runs a loader
+//!   itself, so the JNI crate never calls back into Java.
 //! - When a load fails, the last good keys keep serving until the stale-on-error limit past the
 //!   moment they stopped being fresh; after that the failure reaches the caller.
 //!
 //! The global lock is never held while a loader runs, and the LRU bound counts sources.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
@@ -28,7 +33,7 @@ use lru::LruCache;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The limits of the cache. Defaults are the documented server option defaults.
+/// The limits of the cache, made from the server options ([`super::settings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachePolicy {
     /// At most one load attempt per source within this time (Keycloak's
@@ -47,15 +52,9 @@ pub struct CachePolicy {
 }
 
 impl Default for CachePolicy {
+    /// The policy of the default options ([`super::settings::DEFAULT_OPTIONS`]).
     fn default() -> Self {
-        CachePolicy {
-            min_time_between_requests: Duration::from_secs(10),
-            max_entries: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
-            max_idle: Duration::from_secs(3600),
-            max_age: Duration::from_secs(86_400),
-            stale_on_error: Duration::from_secs(3600),
-            follower_wait: Duration::from_millis(5000),
-        }
+        super::Settings::default().cache
     }
 }
 
@@ -216,20 +215,53 @@ impl<T> Good<T> {
     }
 }
 
+/// The leader's right to load one source and its duty to report the outcome, as an opaque
+/// number (never 0) that can cross JNI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Permit(u64);
+
+impl Permit {
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// A permit as Java handed it back; an unknown or expired one is answered, not trusted.
+    pub fn from_raw(raw: u64) -> Self {
+        Permit(raw)
+    }
+}
+
+/// What [`KeyCache::begin_reload`] tells its caller.
+#[derive(Debug)]
+pub enum ReloadStart<T> {
+    /// Use these keys (fresh, current, a joined load's, or stale-on-error); `None` when the
+    /// window refused a load and nothing usable is cached.
+    Answer(Option<T>),
+    /// Load the keys now and report with [`KeyCache::complete`], also when loading fails.
+    Lead(Permit),
+}
+
 /// One load in progress, shared by the caller running it and the callers waiting for it.
 struct Flight<T> {
     leader: ThreadId,
+    /// On the monotonic clock; the flight expires `follower_wait` later.
+    started: Duration,
     outcome: Mutex<Option<Result<Option<T>>>>,
     finished: Condvar,
 }
 
 impl<T: Clone> Flight<T> {
-    fn new() -> Self {
+    fn new(started: Duration) -> Self {
         Flight {
             leader: thread::current().id(),
+            started,
             outcome: Mutex::new(None),
             finished: Condvar::new(),
         }
+    }
+
+    fn expires_at(&self, policy: &CachePolicy) -> Duration {
+        self.started.saturating_add(policy.follower_wait)
     }
 
     fn finish(&self, outcome: &Result<Option<T>>) {
@@ -289,6 +321,43 @@ impl<T: Clone> Source<T> {
 struct Inner<T> {
     policy: CachePolicy,
     sources: LruCache<String, Source<T>>,
+    /// Loads in progress by permit, with their source: a source evicted meanwhile still has its
+    /// flight here until the permit is completed or expires.
+    flights: HashMap<Permit, (String, Arc<Flight<T>>)>,
+    next_permit: u64,
+}
+
+impl<T: Clone> Inner<T> {
+    /// Drops flights whose permit expired, answering their followers as for a failed load.
+    fn expire_flights(&mut self, now: Duration) {
+        let policy = self.policy;
+        let expired: Vec<Permit> = self
+            .flights
+            .iter()
+            .filter(|(_, (_, flight))| now > flight.expires_at(&policy))
+            .map(|(permit, _)| *permit)
+            .collect();
+        for permit in expired {
+            if let Some((source, flight)) = self.flights.remove(&permit) {
+                if let Some(entry) = self.sources.peek_mut(&source) {
+                    if entry
+                        .flight
+                        .as_ref()
+                        .is_some_and(|current| Arc::ptr_eq(current, &flight))
+                    {
+                        entry.flight = None;
+                    }
+                }
+                flight.finish(&Err(unavailable(
+                    &source,
+                    &format!(
+                        "the load did not finish within {} ms",
+                        policy.follower_wait.as_millis()
+                    ),
+                )));
+            }
+        }
+    }
 }
 
 /// The cache; see the module documentation for its policy. `T` is cloned on every answer, so it
@@ -325,6 +394,9 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             inner: Mutex::new(Inner {
                 policy,
                 sources: LruCache::new(policy.max_entries),
+                flights: HashMap::new(),
+                // 0 is what a failed native call returns to Java, so it never names a permit.
+                next_permit: 1,
             }),
             counters: Counters::default(),
         }
@@ -366,19 +438,16 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         answer
     }
 
-    /// Reloads the source's keys under the window, single-flight and stale-on-error rules (see
-    /// the module documentation). `load` runs on this thread, and only if this caller leads a
-    /// permitted load.
+    /// Asks to reload the source's keys under the window, single-flight and stale-on-error
+    /// rules (see the module documentation): either answers at once (throttled, or after
+    /// waiting for another caller's load) or makes this caller the leader.
     ///
-    /// Returns the keys to use now, or `None` when the window refused a load and nothing usable
-    /// is cached. Fails with [`ErrorKind::PublicKeysUnavailable`] when the load failed (or
-    /// another caller's load did not finish in time) and nothing usable is cached.
-    pub fn reload<F>(&self, source: &str, load: F) -> Result<Option<T>>
-    where
-        F: FnOnce() -> Result<Loaded<T>>,
-    {
+    /// Fails with [`ErrorKind::PublicKeysUnavailable`] when a joined load failed (or did not
+    /// finish in time) and nothing usable is cached.
+    pub fn begin_reload(&self, source: &str) -> Result<ReloadStart<T>> {
         let now = self.clock.elapsed();
         let mut inner = lock(&self.inner);
+        inner.expire_flights(now);
         let policy = inner.policy;
         if inner
             .sources
@@ -395,15 +464,17 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
 
         if let Some(flight) = entry.flight.clone() {
             if flight.leader == thread::current().id() {
-                // The loader itself asked for this source again; waiting would wait for itself.
+                // The leader asked for this source again while loading it (a loader that looks
+                // keys up); waiting would wait for itself.
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
                 count(&self.counters.throttled);
-                return Ok(self.serve(answer));
+                return Ok(ReloadStart::Answer(self.serve(answer)));
             }
             drop(inner);
             count(&self.counters.coalesced);
-            return self.follow(source, &flight, policy.follower_wait);
+            let wait = flight.expires_at(&policy).saturating_sub(now);
+            return self.follow(source, &flight, wait).map(ReloadStart::Answer);
         }
 
         if let Some(last_attempt) = entry.last_attempt {
@@ -411,47 +482,49 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
                 count(&self.counters.throttled);
-                return Ok(self.serve(answer));
+                return Ok(ReloadStart::Answer(self.serve(answer)));
             }
         }
 
         entry.last_attempt = Some(now);
-        let flight = Arc::new(Flight::new());
-        entry.flight = Some(Arc::clone(&flight));
+        let permit = Permit(inner.next_permit);
+        inner.next_permit = inner.next_permit.wrapping_add(1).max(1);
+        let flight = Arc::new(Flight::new(now));
+        if let Some(entry) = inner.sources.peek_mut(source) {
+            entry.flight = Some(Arc::clone(&flight));
+        }
+        inner.flights.insert(permit, (source.to_owned(), flight));
         drop(inner);
         count(&self.counters.loads);
-
-        match panic::catch_unwind(AssertUnwindSafe(load)) {
-            Ok(outcome) => self.land(source, &flight, outcome),
-            Err(payload) => {
-                // Release the followers and the source before the panic goes on its way.
-                let _ = self.land(
-                    source,
-                    &flight,
-                    Err(Error::internal("the key loader panicked")),
-                );
-                panic::resume_unwind(payload)
-            }
-        }
+        Ok(ReloadStart::Lead(permit))
     }
 
-    /// Stores a finished load (unless the source was evicted meanwhile: those keys may predate
-    /// the change that evicted it) and hands the outcome to the waiting callers.
-    fn land(
-        &self,
-        source: &str,
-        flight: &Arc<Flight<T>>,
-        outcome: Result<Loaded<T>>,
-    ) -> Result<Option<T>> {
+    /// The leader's report: stores a successful load (unless the source was evicted meanwhile —
+    /// those keys may predate the change that evicted it — or the permit expired) and hands the
+    /// outcome to the waiting callers. Returns the keys the leader should use now: the loaded
+    /// ones; after a failure, the last usable ones; else the failure.
+    pub fn complete(&self, permit: Permit, outcome: Result<Loaded<T>>) -> Result<Option<T>> {
         let now = self.clock.elapsed();
         let epoch_now = self.clock.epoch_millis();
         let mut inner = lock(&self.inner);
+        inner.expire_flights(now);
         let policy = inner.policy;
-        let entry = inner.sources.peek_mut(source).filter(|entry| {
+        let Some((source, flight)) = inner.flights.remove(&permit) else {
+            drop(inner);
+            // Expired (its followers were answered already) or never issued.
+            return match outcome {
+                Ok(loaded) => Ok(Some(loaded.value)),
+                Err(error) => {
+                    count(&self.counters.load_failures);
+                    Err(unavailable("this source", error.message()))
+                }
+            };
+        };
+        let entry = inner.sources.peek_mut(&source).filter(|entry| {
             entry
                 .flight
                 .as_ref()
-                .is_some_and(|current| Arc::ptr_eq(current, flight))
+                .is_some_and(|current| Arc::ptr_eq(current, &flight))
         });
         let answer = match outcome {
             Ok(loaded) => {
@@ -479,7 +552,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                         count(&self.counters.stale_served);
                         Ok(Some(value))
                     }
-                    None => Err(unavailable(source, error.message())),
+                    None => Err(unavailable(&source, error.message())),
                 }
             }
         };
@@ -488,13 +561,41 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         answer
     }
 
+    /// [`begin_reload`](Self::begin_reload), running `load` on this thread when this caller
+    /// leads and reporting its outcome; a panicking loader still releases its followers.
+    pub fn reload<F>(&self, source: &str, load: F) -> Result<Option<T>>
+    where
+        F: FnOnce() -> Result<Loaded<T>>,
+    {
+        let permit = match self.begin_reload(source)? {
+            ReloadStart::Answer(answer) => return Ok(answer),
+            ReloadStart::Lead(permit) => permit,
+        };
+        match panic::catch_unwind(AssertUnwindSafe(load)) {
+            Ok(outcome) => self.complete(permit, outcome),
+            Err(payload) => {
+                let _ = self.complete(permit, Err(Error::internal("the key loader panicked")));
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Loads in progress (permits issued and neither completed nor expired).
+    pub fn loads_in_progress(&self) -> usize {
+        let now = self.clock.elapsed();
+        let mut inner = lock(&self.inner);
+        inner.expire_flights(now);
+        inner.flights.len()
+    }
+
     /// Waits for another caller's load; if it takes too long, answers like a failed load.
     fn follow(&self, source: &str, flight: &Flight<T>, wait: Duration) -> Result<Option<T>> {
         if let Some(outcome) = flight.wait(wait) {
             return outcome;
         }
         let now = self.clock.elapsed();
-        let inner = lock(&self.inner);
+        let mut inner = lock(&self.inner);
+        inner.expire_flights(now);
         let answer = inner
             .sources
             .peek(source)

@@ -3,21 +3,34 @@
 //! hands over, the standard proxy environment variables (`HTTPS_PROXY`, `HTTP_PROXY`,
 //! `NO_PROXY`, read when the client is built), and redirects refused rather than followed.
 //!
+//! Destinations are checked against the [`AddressPolicy`] before any connection is made: a URL
+//! whose host is an IP address is checked as it is, and a name is resolved by this module's
+//! resolver, which hands the connector only the addresses that pass, so the connection goes to
+//! an address that was checked (a DNS answer that changes in between cannot swap it). When a
+//! proxy serves the URL, the proxy resolves the name, so only an IP-address host is checked;
+//! the proxy's own name is the operator's and is not checked.
+//!
+//! Text the server chose (TLS alerts, what the HTTP library says about the answer) is quoted
+//! through [`bounded_remote_text`].
+//!
 //! One client serves every download and is rebuilt only when the settings change. Requests run
 //! on the process-wide runtime; the calling (Java) thread blocks on the result, never longer
 //! than the total timeout.
 
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
 use reqwest::{redirect, StatusCode, Url};
 
-use super::jwks::{parse_jwks, JwksKeys, KeyUse};
-use crate::error::{Error, ErrorKind, Result};
+use super::addresses::{AddressPolicy, Refusal};
+use super::jwks::{parse_jwks_with, JwksKeys, KeyLimits, KeyUse};
+use crate::error::{bounded_remote_text, Error, ErrorKind, Result};
 use crate::runtime;
 
-/// How downloads are made. Defaults are the documented server option defaults.
+/// How downloads are made, from the server options ([`super::settings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchPolicy {
     pub connect_timeout: Duration,
@@ -26,16 +39,16 @@ pub struct FetchPolicy {
     pub max_response_bytes: usize,
     /// DER certificates HTTPS servers may chain to. None: every HTTPS download fails.
     pub trusted_certificates: Vec<Vec<u8>>,
+    /// Which addresses downloads may connect to.
+    pub addresses: AddressPolicy,
+    /// Which of the downloaded keys are used.
+    pub key_limits: KeyLimits,
 }
 
 impl Default for FetchPolicy {
+    /// The policy of the default options ([`super::settings::DEFAULT_OPTIONS`]).
     fn default() -> Self {
-        FetchPolicy {
-            connect_timeout: Duration::from_millis(2000),
-            total_timeout: Duration::from_millis(5000),
-            max_response_bytes: 1_048_576,
-            trusted_certificates: Vec::new(),
-        }
+        super::Settings::default().fetch
     }
 }
 
@@ -56,7 +69,12 @@ impl JwksClient {
                 ))
             })?);
         }
+        let resolver = CheckedResolver {
+            policy: Arc::new(policy.addresses.clone()),
+            proxy_hosts: proxy_hosts_from_environment(),
+        };
         let client = reqwest::Client::builder()
+            .dns_resolver(resolver)
             .redirect(redirect::Policy::none())
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.total_timeout)
@@ -79,7 +97,7 @@ impl JwksClient {
     /// Downloads and parses a JWKS, keeping the keys for `requested_use`.
     pub fn fetch(&self, url: &str, requested_use: KeyUse) -> Result<JwksKeys> {
         let document = self.download(url)?;
-        parse_jwks(&document, requested_use)
+        parse_jwks_with(&document, requested_use, &self.policy.key_limits)
     }
 
     /// Downloads `url`'s body, within the limits of the policy.
@@ -93,6 +111,19 @@ impl JwksClient {
             )));
         }
         let shown = display_url(&url);
+        // A host that is an address never reaches the resolver: it is checked here.
+        // (The URL parser writes every IPv4 spelling, such as 0xa9fea9fe, in dotted form.)
+        let literal = url.host_str().and_then(|host| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        });
+        if let Some(address) = literal {
+            if let Some(refusal) = self.policy.addresses.check(address) {
+                return Err(AddressRefused::new(address, &refusal).into_error(&shown));
+            }
+        }
         // reqwest's own timeout covers the same span; this one also bounds our body loop.
         let deadline = self.policy.total_timeout;
         runtime::block_on(async {
@@ -157,10 +188,16 @@ impl JwksClient {
     /// Maps a reqwest failure to our kinds: TLS problems are configuration problems
     /// (JWKS_FETCH_FAILED), then timeouts, then everything on the wire is NETWORK.
     fn classify(&self, error: &reqwest::Error, shown: &str) -> Error {
-        if let Some(tls) = find_tls_error(error) {
+        if let Some(refused) = find_in_chain::<AddressRefused>(error) {
+            return refused.into_error(shown);
+        }
+        if let Some(tls) = find_in_chain::<rustls::Error>(error) {
             return Error::new(
                 ErrorKind::JwksFetchFailed,
-                format!("The TLS connection to {shown} failed: {tls}"),
+                format!(
+                    "The TLS connection to {shown} failed: {}",
+                    bounded_remote_text(&tls.to_string())
+                ),
             );
         }
         if error.is_timeout() {
@@ -200,8 +237,13 @@ fn display_url(url: &Url) -> String {
     }
 }
 
-/// The error and its causes, without the URL reqwest's own message would print.
+/// The error and its causes, without the URL reqwest's own message would print; bounded, as
+/// the causes may describe what the server sent.
 fn error_chain(error: &reqwest::Error) -> String {
+    bounded_remote_text(&full_error_chain(error))
+}
+
+fn full_error_chain(error: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = if error.is_connect() {
         "could not connect".to_owned()
@@ -226,16 +268,19 @@ fn error_chain(error: &reqwest::Error) -> String {
     text
 }
 
-/// A rustls error somewhere in the cause chain. tokio-rustls wraps it in an `io::Error`, which
-/// the connector wraps in another; `io::Error::source` skips the wrapped error, so each one is
-/// opened with `get_ref`.
-fn find_tls_error(error: &reqwest::Error) -> Option<String> {
-    fn search(error: &(dyn std::error::Error + 'static), depth: usize) -> Option<String> {
+/// An error of type `T` somewhere in the cause chain (a rustls error, our resolver's refusal).
+/// tokio-rustls wraps a TLS error in an `io::Error`, which the connector wraps in another;
+/// `io::Error::source` skips the wrapped error, so each one is opened with `get_ref`.
+fn find_in_chain<T: std::error::Error + Clone + 'static>(error: &reqwest::Error) -> Option<T> {
+    fn search<T: std::error::Error + Clone + 'static>(
+        error: &(dyn std::error::Error + 'static),
+        depth: usize,
+    ) -> Option<T> {
         if depth > 8 {
             return None;
         }
-        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found.clone());
         }
         if let Some(inner) = error
             .downcast_ref::<std::io::Error>()
@@ -249,6 +294,121 @@ fn find_tls_error(error: &reqwest::Error) -> Option<String> {
     }
     use std::error::Error as _;
     error.source().and_then(|cause| search(cause, 0))
+}
+
+/// A destination the [`AddressPolicy`] refuses: the resolver's error, found again in reqwest's
+/// error chain by [`JwksClient::classify`].
+#[derive(Debug, Clone)]
+struct AddressRefused {
+    /// "169.254.169.254, a link-local address; downloads there are refused (…)".
+    described: String,
+}
+
+impl AddressRefused {
+    fn new(address: IpAddr, refusal: &Refusal) -> Self {
+        AddressRefused {
+            described: refusal.describe(address),
+        }
+    }
+
+    fn into_error(self, shown: &str) -> Error {
+        Error::new(
+            ErrorKind::JwksFetchFailed,
+            format!("The JWKS URL {shown} resolves to {}", self.described),
+        )
+    }
+}
+
+impl fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the name resolves to {}", self.described)
+    }
+}
+
+impl std::error::Error for AddressRefused {}
+
+/// Resolves names with the system resolver (`getaddrinfo`, as Keycloak's JVM does) and keeps
+/// only the addresses the policy allows; when none is left, the lookup fails with the first
+/// refused address. The connector connects to exactly what this returns.
+struct CheckedResolver {
+    policy: Arc<AddressPolicy>,
+    /// Hosts of the configured proxies (lower case): resolved as they are.
+    proxy_hosts: Vec<String>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let policy = Arc::clone(&self.policy);
+        let checked = !self
+            .proxy_hosts
+            .iter()
+            .any(|proxy| proxy.eq_ignore_ascii_case(&host));
+        Box::pin(async move {
+            let lookup = host.clone();
+            let resolved: Vec<SocketAddr> =
+                tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs())
+                    .await
+                    .map_err(|_| "the name lookup did not complete")??
+                    .collect();
+            if !checked {
+                return Ok(Box::new(resolved.into_iter()) as reqwest::dns::Addrs);
+            }
+            let mut first_refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|address| match policy.check(address.ip()) {
+                    None => true,
+                    Some(refusal) => {
+                        first_refused.get_or_insert((address.ip(), refusal));
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), first_refused) {
+                (true, Some((address, refusal))) => {
+                    Err(Box::new(AddressRefused::new(address, &refusal)) as _)
+                }
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+/// The hosts of the proxies reqwest reads from the environment (`ALL_PROXY`, `HTTPS_PROXY`,
+/// `HTTP_PROXY`, upper or lower case) when it builds the client.
+fn proxy_hosts_from_environment() -> Vec<String> {
+    let mut hosts = Vec::new();
+    for variable in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ] {
+        let Ok(value) = std::env::var(variable) else {
+            continue;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let with_scheme = if value.contains("://") {
+            value.to_owned()
+        } else {
+            format!("http://{value}")
+        };
+        if let Some(host) = Url::parse(&with_scheme)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    hosts
 }
 
 /// The client every download shares, with the settings it was built for.

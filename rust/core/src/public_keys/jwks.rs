@@ -6,8 +6,11 @@
 //! - RSA, EC (P-256, P-384, P-521) and OKP (Ed25519, Ed448) keys are understood; other types,
 //!   keys that do not parse (an EC point off its curve, a short RSA modulus, wrong member
 //!   types) are skipped, as Keycloak skips what it cannot load;
-//! - stricter than Keycloak: keys carrying private members (`d`, `p`, `k`, ...) are skipped, and
-//!   when `x5c` is present its first certificate must hold the same key;
+//! - stricter than Keycloak: keys carrying private members (`d`, `p`, `k`, ...) are skipped,
+//!   when `x5c` is present its first certificate must hold the same key, and RSA keys must have
+//!   a modulus of at least [`KeyLimits::min_rsa_bits`] (option `min-rsa-key-size`, default 2048)
+//!   and an odd public exponent from 3 to 2^32 (a huge exponent makes every verification slow:
+//!   a 3,069-bit one about 12 times);
 //! - duplicate kids are all kept, in document order, as Keycloak keeps them: lookups take the
 //!   first match (kid and algorithm, then kid alone).
 //!
@@ -24,7 +27,26 @@ use serde_json::{Map, Value};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::settings::MIN_RSA_KEY_SIZE_OPTION;
 use crate::error::{Error, ErrorKind, Result};
+
+/// Limits on the keys taken from a set, from the server options ([`super::settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Smallest RSA modulus used, in bits.
+    pub min_rsa_bits: usize,
+}
+
+impl Default for KeyLimits {
+    /// The limits of the default options ([`super::settings::DEFAULT_OPTIONS`]).
+    fn default() -> Self {
+        super::Settings::default().fetch.key_limits
+    }
+}
+
+/// The largest RSA public exponent used, in bits: exponents up to 2^32 - 1 (65537 is the one
+/// every key generator uses).
+const MAX_RSA_EXPONENT_BITS: usize = 32;
 
 /// The use a caller asks keys for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +143,17 @@ impl JwksKeys {
 /// 8037 §2). A JWKS published for verification must not carry them.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// Parses a JWKS document and keeps the keys for `requested_use`.
+/// Parses a JWKS document and keeps the keys for `requested_use`, with the default limits.
 pub fn parse_jwks(document: &[u8], requested_use: KeyUse) -> Result<JwksKeys> {
+    parse_jwks_with(document, requested_use, &KeyLimits::default())
+}
+
+/// Parses a JWKS document and keeps the keys for `requested_use` that are within `limits`.
+pub fn parse_jwks_with(
+    document: &[u8],
+    requested_use: KeyUse,
+    limits: &KeyLimits,
+) -> Result<JwksKeys> {
     let invalid = |why: String| Error::new(ErrorKind::JwksInvalid, why);
     let root: Value = serde_json::from_slice(document).map_err(|e| {
         invalid(format!(
@@ -155,7 +186,7 @@ pub fn parse_jwks(document: &[u8], requested_use: KeyUse) -> Result<JwksKeys> {
                 continue;
             }
         };
-        match parse_jwk(jwk, requested_use) {
+        match parse_jwk(jwk, requested_use, limits) {
             Ok(key) => parsed.keys.push(JwkKey { kid, ..key }),
             Err(reason) => parsed.skipped.push(SkippedKey { kid, reason }),
         }
@@ -185,7 +216,11 @@ fn describe_json_error(error: &serde_json::Error) -> String {
 }
 
 /// Parses one JWK object (the kid is handled by the caller). The error is the skip reason.
-fn parse_jwk(jwk: &Map<String, Value>, requested_use: KeyUse) -> Result<JwkKey, String> {
+fn parse_jwk(
+    jwk: &Map<String, Value>,
+    requested_use: KeyUse,
+    limits: &KeyLimits,
+) -> Result<JwkKey, String> {
     let key_use = optional_string(jwk, "use")?;
     if let Some(key_use) = &key_use {
         if key_use != requested_use.as_str() {
@@ -203,7 +238,7 @@ fn parse_jwk(jwk: &Map<String, Value>, requested_use: KeyUse) -> Result<JwkKey, 
     let alg = optional_string(jwk, "alg")?;
     let kty = optional_string(jwk, "kty")?.ok_or("it has no \"kty\"")?;
     let (kty, crv, spki) = match kty.as_str() {
-        "RSA" => ("RSA", None, rsa_spki(jwk)?),
+        "RSA" => ("RSA", None, rsa_spki(jwk, limits)?),
         "EC" => {
             let (crv, spki) = ec_spki(jwk)?;
             ("EC", Some(crv), spki)
@@ -263,9 +298,9 @@ fn bit_length(magnitude: &[u8]) -> usize {
     }
 }
 
-/// RSA: the limits the JDK's `RSAKeyFactory` applies (512 to 16384 bits), plus an odd exponent
-/// of at least 3, which every RSA key has.
-fn rsa_spki(jwk: &Map<String, Value>) -> Result<Vec<u8>, String> {
+/// RSA: the limits the JDK's `RSAKeyFactory` applies (512 to 16384 bits), the configured
+/// minimum size, and an odd exponent from 3 to 2^32.
+fn rsa_spki(jwk: &Map<String, Value>, limits: &KeyLimits) -> Result<Vec<u8>, String> {
     let modulus_bytes = base64url_member(jwk, "n")?;
     let exponent_bytes = base64url_member(jwk, "e")?;
     let modulus = strip_leading_zeros(&modulus_bytes);
@@ -276,12 +311,25 @@ fn rsa_spki(jwk: &Map<String, Value>) -> Result<Vec<u8>, String> {
             "its RSA modulus has {bits} bits; 512 to 16384 are accepted"
         ));
     }
+    if bits < limits.min_rsa_bits {
+        return Err(format!(
+            "its RSA modulus has {bits} bits, fewer than the minimum of {} (option {MIN_RSA_KEY_SIZE_OPTION})",
+            limits.min_rsa_bits
+        ));
+    }
     if modulus.last().is_some_and(|b| b % 2 == 0) {
         return Err("its RSA modulus is even".to_owned());
     }
+    let exponent_bits = bit_length(exponent);
+    if exponent_bits > MAX_RSA_EXPONENT_BITS {
+        return Err(format!(
+            "its RSA public exponent has {exponent_bits} bits; exponents above 2^32 are refused \
+             (they make every verification slow)"
+        ));
+    }
     let exponent_is_odd = exponent.last().is_some_and(|b| b % 2 == 1);
-    if !exponent_is_odd || bit_length(exponent) < 2 || exponent.len() > modulus.len() {
-        return Err("its RSA public exponent is not a usable exponent".to_owned());
+    if !exponent_is_odd || exponent_bits < 2 {
+        return Err("its RSA public exponent is not a usable exponent (odd, 3 or more)".to_owned());
     }
     let public_key = der::sequence(&[
         der::unsigned_integer(modulus),

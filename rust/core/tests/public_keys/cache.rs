@@ -6,8 +6,10 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use kms_keycloak_core::public_keys::cache::{CachePolicy, KeyCache, Loaded, ManualClock};
-use kms_keycloak_core::{Error, ErrorKind};
+use keycloak_aws_kms_core::public_keys::cache::{
+    CachePolicy, KeyCache, Loaded, ManualClock, Permit, ReloadStart,
+};
+use keycloak_aws_kms_core::{Error, ErrorKind};
 
 const SECOND: Duration = Duration::from_secs(1);
 /// 2026-01-01T00:00:00Z; the manual clock's wall-clock start.
@@ -482,4 +484,82 @@ fn a_loader_that_asks_for_its_own_source_again_is_answered_without_waiting_for_i
         })
         .unwrap();
     assert_eq!(answer, Some("outer".to_owned()));
+}
+
+#[test]
+fn a_leader_gets_a_permit_and_its_completion_is_what_waiting_callers_receive() {
+    let (cache, _clock) = cache_with(policy());
+    let cache = Arc::new(cache);
+    let permit = match cache.begin_reload("s").unwrap() {
+        ReloadStart::Lead(permit) => permit,
+        ReloadStart::Answer(answer) => panic!("the first reload leads, got {answer:?}"),
+    };
+    assert_eq!(cache.loads_in_progress(), 1);
+    let follower = {
+        let cache = cache.clone();
+        thread::spawn(move || cache.begin_reload("s"))
+    };
+    // The follower waits inside the cache until the leader reports.
+    thread::sleep(Duration::from_millis(50));
+    assert!(!follower.is_finished());
+    assert_eq!(
+        cache.complete(permit, keys("new")).unwrap(),
+        Some("new".to_owned())
+    );
+    match follower.join().unwrap().unwrap() {
+        ReloadStart::Answer(answer) => assert_eq!(answer, Some("new".to_owned())),
+        ReloadStart::Lead(_) => panic!("a follower must not lead"),
+    }
+    assert_eq!(cache.get("s"), Some("new".to_owned()));
+    assert_eq!(cache.loads_in_progress(), 0);
+}
+
+#[test]
+fn a_permit_never_completed_expires_after_the_follower_wait_and_the_source_leads_again_after_the_window(
+) {
+    let (cache, clock) = cache_with(policy());
+    let ReloadStart::Lead(abandoned) = cache.begin_reload("s").unwrap() else {
+        panic!("the first reload leads");
+    };
+    clock.advance(6 * SECOND); // past the 5 s follower wait: the permit has expired
+    assert_eq!(cache.loads_in_progress(), 0);
+    // Still inside the 10 s window of that attempt: throttled, nothing cached.
+    assert!(matches!(
+        cache.begin_reload("s").unwrap(),
+        ReloadStart::Answer(None)
+    ));
+    clock.advance(5 * SECOND);
+    let ReloadStart::Lead(fresh) = cache.begin_reload("s").unwrap() else {
+        panic!("after the window the source leads again");
+    };
+    // The abandoned leader reports late: it may use its keys, but they are not kept.
+    assert_eq!(
+        cache.complete(abandoned, keys("late")).unwrap(),
+        Some("late".to_owned())
+    );
+    assert_eq!(cache.get("s"), None);
+    assert_eq!(
+        cache.complete(fresh, keys("new")).unwrap(),
+        Some("new".to_owned())
+    );
+    assert_eq!(cache.get("s"), Some("new".to_owned()));
+}
+
+#[test]
+fn a_failed_permit_serves_the_last_good_keys_and_an_unknown_one_reports_the_reason() {
+    let (cache, clock) = cache_with(policy());
+    cache.reload("s", || keys("good")).unwrap();
+    clock.advance(11 * SECOND);
+    let ReloadStart::Lead(permit) = cache.begin_reload("s").unwrap() else {
+        panic!("after the window the source leads");
+    };
+    assert_eq!(
+        cache.complete(permit, failure()).unwrap(),
+        Some("good".to_owned())
+    );
+    let error = cache
+        .complete(Permit::from_raw(987_654), failure())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable);
+    assert!(error.message().contains("connection refused"), "{error}");
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use kms_keycloak_core::public_keys::fetch::{FetchPolicy, JwksClient};
-use kms_keycloak_core::public_keys::jwks::KeyUse;
-use kms_keycloak_core::ErrorKind;
+use keycloak_aws_kms_core::public_keys::addresses::AddressPolicy;
+use keycloak_aws_kms_core::public_keys::fetch::{FetchPolicy, JwksClient};
+use keycloak_aws_kms_core::public_keys::jwks::KeyUse;
+use keycloak_aws_kms_core::ErrorKind;
 
 use super::support::{closed_port_url, http_response, serve_once, serve_once_tls, Script};
 
@@ -228,4 +229,152 @@ fn https_trusts_the_certificates_handed_over_and_nothing_else() {
     server.join().unwrap();
     assert_eq!(error.kind(), ErrorKind::JwksFetchFailed, "{error}");
     assert!(error.message().contains("TLS"), "{error}");
+}
+
+/// A listener nobody should reach: how many connections it accepted, without blocking.
+struct Untouched(std::net::TcpListener);
+
+impl Untouched {
+    fn bind() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Untouched(listener)
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+
+    fn accepted(&self) -> usize {
+        let mut count = 0;
+        while self.0.accept().is_ok() {
+            count += 1;
+        }
+        count
+    }
+}
+
+fn denying(networks: &str) -> FetchPolicy {
+    FetchPolicy {
+        addresses: AddressPolicy {
+            deny_private_networks: false,
+            denied: AddressPolicy::parse_denied(networks).unwrap(),
+        },
+        ..short_timeouts()
+    }
+}
+
+#[test]
+fn a_url_whose_address_is_denied_is_refused_without_connecting() {
+    let server = Untouched::bind();
+    let error = client(denying("127.0.0.1/32"))
+        .fetch(
+            &format!("http://127.0.0.1:{}/jwks", server.port()),
+            KeyUse::Sig,
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::JwksFetchFailed);
+    assert_eq!(
+        error.message(),
+        format!(
+            "The JWKS URL http://127.0.0.1:{}/jwks resolves to 127.0.0.1, in 127.0.0.1/32; \
+             downloads there are refused (option --spi-public-key-storage--native-lru--denied-addresses)",
+            server.port()
+        )
+    );
+    assert_eq!(server.accepted(), 0, "a connection was made");
+}
+
+#[test]
+fn a_name_that_resolves_only_to_denied_addresses_is_refused_without_connecting() {
+    let server = Untouched::bind();
+    let error = client(denying("127.0.0.0/8, ::1"))
+        .fetch(
+            &format!("http://localhost:{}/jwks", server.port()),
+            KeyUse::Sig,
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::JwksFetchFailed, "{error}");
+    assert!(
+        error.message().starts_with(&format!(
+            "The JWKS URL http://localhost:{}/jwks resolves to ",
+            server.port()
+        )),
+        "{error}"
+    );
+    assert!(error.message().contains("denied-addresses"), "{error}");
+    assert_eq!(server.accepted(), 0, "a connection was made");
+}
+
+#[test]
+fn link_local_and_metadata_urls_are_refused_by_default_in_every_spelling() {
+    for (url, address) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254",
+        ),
+        ("http://0xa9fea9fe/latest/", "169.254.169.254"),
+        ("http://[::ffff:169.254.169.254]/", "169.254.169.254"),
+        ("http://[fe80::1]:8080/jwks", "fe80::1"),
+        ("https://[fd00:ec2::254]/latest/", "fd00:ec2::254"),
+    ] {
+        let started = std::time::Instant::now();
+        let error = client(short_timeouts())
+            .fetch(url, KeyUse::Sig)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::JwksFetchFailed, "{url}: {error}");
+        assert!(
+            error
+                .message()
+                .contains(&format!("resolves to {address}, a ")),
+            "{url}: {error}"
+        );
+        assert!(
+            error.message().contains("refused (always"),
+            "{url}: {error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{url} waited"
+        );
+    }
+}
+
+#[test]
+fn deny_private_networks_refuses_loopback() {
+    let server = Untouched::bind();
+    let error = client(FetchPolicy {
+        addresses: AddressPolicy {
+            deny_private_networks: true,
+            denied: Vec::new(),
+        },
+        ..short_timeouts()
+    })
+    .fetch(
+        &format!("http://127.0.0.1:{}/jwks", server.port()),
+        KeyUse::Sig,
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .message()
+            .ends_with("a loopback address; downloads there are refused (option --spi-public-key-storage--native-lru--deny-private-networks)"),
+        "{error}"
+    );
+    assert_eq!(server.accepted(), 0);
+}
+
+#[test]
+fn an_allowed_name_still_downloads() {
+    let (base, server) = serve_once(Script::Respond(http_response(
+        "200 OK",
+        &[],
+        JWKS.as_bytes(),
+    )));
+    let port = base.rsplit(':').next().unwrap();
+    let keys = client(denying("127.0.0.77/32"))
+        .fetch(&format!("http://localhost:{port}/jwks"), KeyUse::Sig)
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(keys.kids(), [Some("idp-1")]);
 }

@@ -8,8 +8,10 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, ECDSA_P521_SHA512_ASN1_SIGNING,
 };
 use base64::Engine as _;
-use kms_keycloak_core::public_keys::jwks::{parse_jwks, JwkKey, JwksKeys, KeyUse};
-use kms_keycloak_core::ErrorKind;
+use keycloak_aws_kms_core::public_keys::jwks::{
+    parse_jwks, parse_jwks_with, JwkKey, JwksKeys, KeyLimits, KeyUse,
+};
+use keycloak_aws_kms_core::ErrorKind;
 use serde_json::{json, Value};
 
 fn b64url(bytes: &[u8]) -> String {
@@ -300,4 +302,88 @@ fn the_json_for_java_carries_spki_and_certificates_in_standard_base64() {
             "skipped": [{ "kid": "x", "reason": "the key type \"oct\" is not supported" }],
         })
     );
+}
+
+/// An RSA JWK with an odd modulus of `bits` bits and exponent `e`: parsing checks sizes, not
+/// primes.
+fn rsa_jwk_of(kid: &str, bits: usize, e: &[u8]) -> Value {
+    let mut n = vec![0xc5; bits.div_ceil(8)];
+    n[0] = 0xff >> (n.len() * 8 - bits);
+    json!({ "kty": "RSA", "kid": kid, "alg": "RS256", "n": b64url(&n), "e": b64url(e) })
+}
+
+#[test]
+fn rsa_keys_below_the_minimum_size_are_skipped_naming_the_option() {
+    let (good, _) = rsa_jwk();
+    let parsed = parse(
+        json!({ "keys": [
+            rsa_jwk_of("rsa-512", 512, &[1, 0, 1]),
+            rsa_jwk_of("rsa-1024", 1024, &[1, 0, 1]),
+            rsa_jwk_of("rsa-2047", 2047, &[1, 0, 1]),
+            good,
+        ] }),
+        KeyUse::Sig,
+    );
+    assert_eq!(only_key(&parsed).kid.as_deref(), Some("rsa-1"));
+    let reasons: Vec<(&str, &str)> = parsed
+        .skipped
+        .iter()
+        .map(|s| (s.kid.as_deref().unwrap_or(""), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("rsa-512", "its RSA modulus has 512 bits, fewer than the minimum of 2048 (option --spi-public-key-storage--native-lru--min-rsa-key-size)"),
+            ("rsa-1024", "its RSA modulus has 1024 bits, fewer than the minimum of 2048 (option --spi-public-key-storage--native-lru--min-rsa-key-size)"),
+            ("rsa-2047", "its RSA modulus has 2047 bits, fewer than the minimum of 2048 (option --spi-public-key-storage--native-lru--min-rsa-key-size)"),
+        ]
+    );
+}
+
+#[test]
+fn an_operator_may_lower_the_minimum_rsa_size_but_not_below_what_the_jdk_reads() {
+    let document = json!({ "keys": [
+        rsa_jwk_of("rsa-1024", 1024, &[1, 0, 1]),
+        rsa_jwk_of("rsa-504", 504, &[1, 0, 1]),
+    ] })
+    .to_string();
+    let parsed = parse_jwks_with(
+        document.as_bytes(),
+        KeyUse::Sig,
+        &KeyLimits { min_rsa_bits: 1024 },
+    )
+    .unwrap();
+    assert_eq!(only_key(&parsed).kid.as_deref(), Some("rsa-1024"));
+    assert!(
+        parsed.skipped[0].reason.contains("512 to 16384"),
+        "{parsed:?}"
+    );
+}
+
+#[test]
+fn rsa_keys_with_a_huge_even_or_trivial_exponent_are_skipped() {
+    let mut huge = vec![0xab; 384]; // 3,069 bits: each verification ~12 times slower
+    huge[0] = 0x17;
+    let just_above = [1, 0, 0, 0, 1]; // 2^32 + 1
+    let parsed = parse(
+        json!({ "keys": [
+            rsa_jwk_of("huge-e", 2048, &huge),
+            rsa_jwk_of("e-2^32+1", 2048, &just_above),
+            rsa_jwk_of("e-1", 2048, &[1]),
+            rsa_jwk_of("e-even", 2048, &[1, 0, 0]),
+            rsa_jwk_of("e-max", 2048, &[0xff, 0xff, 0xff, 0xff]),
+            rsa_jwk_of("e-3", 2048, &[3]),
+        ] }),
+        KeyUse::Sig,
+    );
+    let kept: Vec<_> = parsed.keys.iter().map(|k| k.kid.as_deref()).collect();
+    assert_eq!(kept, [Some("e-max"), Some("e-3")]);
+    let reasons: Vec<&str> = parsed.skipped.iter().map(|s| s.reason.as_str()).collect();
+    assert_eq!(
+        reasons[0],
+        "its RSA public exponent has 3069 bits; exponents above 2^32 are refused (they make every verification slow)"
+    );
+    assert!(reasons[1].contains("33 bits"), "{reasons:?}");
+    assert!(reasons[2].contains("not a usable exponent"), "{reasons:?}");
+    assert!(reasons[3].contains("not a usable exponent"), "{reasons:?}");
 }

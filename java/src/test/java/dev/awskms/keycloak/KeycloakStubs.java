@@ -10,13 +10,16 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import org.bouncycastle.jce.provider.BouncyCastleProvider;
 import org.keycloak.common.crypto.CryptoIntegration;
 import org.keycloak.common.crypto.CryptoProvider;
 import org.keycloak.common.crypto.PemUtilsProvider;
+import org.keycloak.component.ComponentModel;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.RealmModel;
+import org.keycloak.models.RealmProvider;
 import org.keycloak.vault.VaultStringSecret;
 import org.keycloak.vault.VaultTranscriber;
 
@@ -34,19 +37,19 @@ public final class KeycloakStubs {
     }
 
     /** A vault holding {@code secrets} (name → value) that records every lookup. */
-    static final class FakeVault {
+    public static final class FakeVault {
         /** Keycloak's {@code DefaultVaultTranscriber} syntax. */
         private static final Pattern REFERENCE = Pattern.compile("^\\$\\{vault\\.(.+?)}$");
 
         private final Map<String, String> secrets;
         private final List<String> lookups = Collections.synchronizedList(new ArrayList<>());
 
-        FakeVault(Map<String, String> secrets) {
+        public FakeVault(Map<String, String> secrets) {
             this.secrets = secrets;
         }
 
         /** The values {@code getStringSecret} was called with, in order. */
-        List<String> lookups() {
+        public List<String> lookups() {
             return List.copyOf(lookups);
         }
 
@@ -70,24 +73,61 @@ public final class KeycloakStubs {
         }
     }
 
-    /** A session whose {@code vault()} is {@code vault}. */
-    static KeycloakSession session(FakeVault vault) {
+    /** A session whose {@code vault()} is {@code vault}, and whose realm provider knows {@code realms}. */
+    public static KeycloakSession session(FakeVault vault, RealmModel... realms) {
         VaultTranscriber transcriber = stub(VaultTranscriber.class, (proxy, method, args) -> {
             if (method.getName().equals("getStringSecret")) {
                 return vault.stringSecret((String) args[0]);
             }
             return unsupported(VaultTranscriber.class, method.getName());
         });
-        return stub(KeycloakSession.class, (proxy, method, args) -> method.getName().equals("vault")
-                ? transcriber
-                : unsupported(KeycloakSession.class, method.getName()));
+        RealmProvider realmProvider = stub(RealmProvider.class, (proxy, method, args) -> {
+            switch (method.getName()) {
+                case "getRealmsStream":
+                    return Stream.of(realms);
+                case "getRealm":
+                    return Stream.of(realms).filter(realm -> realm.getId().equals(args[0])).findFirst().orElse(null);
+                default:
+                    return unsupported(RealmProvider.class, method.getName());
+            }
+        });
+        return stub(KeycloakSession.class, (proxy, method, args) -> {
+            switch (method.getName()) {
+                case "vault":
+                    return transcriber;
+                case "realms":
+                    return realmProvider;
+                default:
+                    return unsupported(KeycloakSession.class, method.getName());
+            }
+        });
     }
 
-    /** A realm that only has a name. */
-    static RealmModel realm(String name) {
-        return stub(RealmModel.class, (proxy, method, args) -> method.getName().equals("getName")
-                ? name
-                : unsupported(RealmModel.class, method.getName()));
+    /** A realm that has a name (its id is {@code "id-" + name}) and no components. */
+    public static RealmModel realm(String name) {
+        return realm(name, List.of());
+    }
+
+    /**
+     * A realm with a name (id {@code "id-" + name}) and {@code components}, which its
+     * {@code getComponent} and {@code getComponentsStream} return.
+     */
+    public static RealmModel realm(String name, List<ComponentModel> components) {
+        return stub(RealmModel.class, (proxy, method, args) -> {
+            switch (method.getName()) {
+                case "getName":
+                    return name;
+                case "getId":
+                    return "id-" + name;
+                case "getComponent":
+                    return components.stream().filter(c -> c.getId().equals(args[0])).findFirst()
+                            .map(ComponentModel::new).orElse(null);
+                case "getComponentsStream":
+                    return components.stream().map(ComponentModel::new);
+                default:
+                    return unsupported(RealmModel.class, method.getName());
+            }
+        });
     }
 
     /**
@@ -95,7 +135,7 @@ public final class KeycloakStubs {
      * uses: Keycloak's own PEM parsing with a BouncyCastle X.509 factory, as Keycloak's default
      * provider has. Idempotent.
      */
-    static synchronized void installCrypto() {
+    public static synchronized void installCrypto() {
         if (CryptoIntegration.isInitialised()) {
             return;
         }

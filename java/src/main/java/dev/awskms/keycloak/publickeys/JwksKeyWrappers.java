@@ -14,7 +14,7 @@ import java.util.Collections;
 import java.util.List;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.awskms.keycloak.NativePublicKeyCache;
+import dev.awskms.keycloak.internal.Native;
 import org.jboss.logging.Logger;
 import org.keycloak.crypto.KeyType;
 import org.keycloak.crypto.KeyUse;
@@ -42,13 +42,13 @@ final class JwksKeyWrappers {
      *
      * @param use    {@link KeyUse#SIG} or {@link KeyUse#ENC}: keys without {@code use} count as this use
      * @param source the model key, for log lines
-     * @throws dev.awskms.keycloak.NativeException when the download or the document fails
+     * @throws dev.awskms.keycloak.internal.NativeException when the download or the document fails
      */
     static PublicKeysWrapper download(String url, KeyUse use, String source) throws IOException {
-        return fromNativeJson(NativePublicKeyCache.fetchJwks(url, use.getSpecName()), use, source);
+        return fromNativeJson(Native.fetchJwks(url, use.getSpecName()), use, source);
     }
 
-    /** Parses the JSON of {@code NativePublicKeyCache.fetchJwks}. */
+    /** Parses the JSON of {@link Native#fetchJwks}. */
     static PublicKeysWrapper fromNativeJson(String json, KeyUse use, String source) throws IOException {
         JsonNode document = JsonSerialization.mapper.readTree(json);
         for (JsonNode skipped : document.path("skipped")) {

@@ -8,10 +8,10 @@ import java.util.List;
 import java.util.Set;
 import java.util.function.Predicate;
 
-import dev.awskms.keycloak.CachedPublicKeys;
-import dev.awskms.keycloak.NativeException;
-import dev.awskms.keycloak.NativeKeyLoader;
-import dev.awskms.keycloak.NativePublicKeyCache;
+import dev.awskms.keycloak.internal.CachedPublicKeys;
+import dev.awskms.keycloak.internal.Native;
+import dev.awskms.keycloak.internal.NativeException;
+import dev.awskms.keycloak.internal.ReloadStart;
 import org.jboss.logging.Logger;
 import org.keycloak.crypto.KeyWrapper;
 import org.keycloak.crypto.PublicKeysWrapper;
@@ -26,9 +26,11 @@ import org.keycloak.models.KeycloakTransaction;
  * <p>A lookup first asks the cache for the source's fresh keys and searches them with Keycloak's
  * own {@link PublicKeysWrapper} rules; only a miss (no fresh entry, or no matching key) asks for a
  * reload, which the native cache may throttle, coalesce with a running one, or answer with the
- * last good keys. A hit hands back the very {@link CachedPublicKeys} a loader built, so nothing is
- * parsed or rebuilt; every key given out is a {@link KeyWrapper#cloneKey() copy}, because callers
- * modify the keys they get (e.g. set the algorithm).
+ * last good keys. When it lets this caller lead the load instead, the keys are loaded here, in
+ * plain Java, and handed back to the cache with the permit. A hit hands back the very
+ * {@link CachedPublicKeys} the leader built, so nothing is parsed or rebuilt; every key given out
+ * is a {@link KeyWrapper#cloneKey() copy}, because callers modify the keys they get (e.g. set the
+ * algorithm).
  *
  * <p>Failures look as they do with Keycloak's Infinispan storage: a load that fails with nothing
  * usable cached throws {@code RuntimeException("Error when loading public keys: ...")}, which
@@ -38,6 +40,9 @@ import org.keycloak.models.KeycloakTransaction;
 final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
 
     private static final Logger LOG = Logger.getLogger(NativePublicKeyStorageProvider.class);
+
+    /** The longest failure reason handed to the native cache (its contract). */
+    static final int MAX_REASON_LENGTH = 500;
 
     private final KeycloakSession session;
     private final NativePublicKeyStorageProviderFactory factory;
@@ -130,7 +135,7 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
 
     private CachedPublicKeys cached(String modelKey) {
         factory.ensureConfigured(session);
-        return NativePublicKeyCache.get(modelKey);
+        return Native.cachedPublicKeys(modelKey);
     }
 
     /**
@@ -138,21 +143,62 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
      */
     private CachedPublicKeys reload(String modelKey, PublicKeyLoader loader, boolean[] loadedHere) {
         factory.ensureConfigured(session);
-        NativeKeyLoader nativeLoader = () -> {
-            CachedPublicKeys loaded = load(modelKey, loader);
-            if (loadedHere != null) {
-                loadedHere[0] = true;
-            }
-            return loaded;
-        };
         try {
-            return NativePublicKeyCache.reload(modelKey, nativeLoader);
+            ReloadStart start = Native.beginPublicKeyReload(modelKey);
+            return start.leads() ? lead(modelKey, loader, start.permit(), loadedHere) : start.answer();
         } catch (NativeException e) {
             throw new RuntimeException("Error when loading public keys: " + e.detail(), e);
         }
     }
 
-    /** Runs on this thread, inside the native reload, only when the cache lets this caller load. */
+    /**
+     * Loads the keys under {@code permit} and ends the permit: completed with the keys, or failed
+     * with the exception, which the cache answers with the last good keys or
+     * PUBLIC_KEYS_UNAVAILABLE. Callers of the same source wait in the native cache meanwhile.
+     */
+    private CachedPublicKeys lead(String modelKey, PublicKeyLoader loader, long permit, boolean[] loadedHere) {
+        boolean ended = false;
+        try {
+            CachedPublicKeys loaded;
+            try {
+                loaded = load(modelKey, loader);
+            } catch (Exception e) {
+                ended = true;
+                return Native.failPublicKeyReload(permit, describe(e));
+            }
+            ended = true;
+            CachedPublicKeys stored = Native.completePublicKeyReload(permit, loaded);
+            if (loadedHere != null) {
+                loadedHere[0] = true;
+            }
+            return stored;
+        } finally {
+            if (!ended) {
+                // An Error (OutOfMemoryError, StackOverflowError, ...) is on its way up: release the
+                // waiting callers now rather than when the permit expires.
+                failQuietly(permit, modelKey);
+            }
+        }
+    }
+
+    private static void failQuietly(long permit, String modelKey) {
+        try {
+            Native.failPublicKeyReload(permit, "the load of " + modelKey + " ended with an error");
+        } catch (RuntimeException e) {
+            LOG.debugf("Releasing the reload permit of %s after an error: %s", modelKey, e.getMessage());
+        }
+    }
+
+    /**
+     * What the cache records and reports about a failed load: class and message, as the loader's
+     * exception says them (Keycloak's loaders do not put secrets in their messages), bounded.
+     */
+    static String describe(Exception e) {
+        String description = e.getClass().getName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+        return description.length() <= MAX_REASON_LENGTH ? description : description.substring(0, MAX_REASON_LENGTH);
+    }
+
+    /** Runs on this thread when the cache lets this caller lead the load. */
     private CachedPublicKeys load(String modelKey, PublicKeyLoader loader) throws Exception {
         JwksDownloadSource download = JwksDownloadSource.resolve(session, modelKey, loader);
         PublicKeysWrapper keys;

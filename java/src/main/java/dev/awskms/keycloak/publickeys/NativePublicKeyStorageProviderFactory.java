@@ -3,7 +3,8 @@ package dev.awskms.keycloak.publickeys;
 import java.util.ArrayList;
 import java.util.List;
 
-import dev.awskms.keycloak.NativePublicKeyCache;
+import dev.awskms.keycloak.internal.Native;
+import dev.awskms.keycloak.internal.NativeException;
 import org.jboss.logging.Logger;
 import org.keycloak.Config;
 import org.keycloak.cluster.ClusterProvider;
@@ -25,8 +26,9 @@ import org.keycloak.provider.ProviderEvent;
  * Keycloak's again.
  *
  * <p>Keycloak instantiates factories while it builds the server, so nothing here touches native
- * code before the first lookup: {@link #ensureConfigured} hands the options and the trusted
- * certificates to the native cache once, on first use.
+ * code before {@link #init}: there, options the operator set are handed to the native cache, which
+ * checks them, so that a bad value stops the server at startup. {@link #ensureConfigured} hands the
+ * options and the trusted certificates to the native cache once, on the first lookup.
  *
  * <p>Invalidation: a client or identity provider that is updated or removed, and a realm that is
  * removed, have their cached keys evicted when the transaction ends, on this node and on every
@@ -42,7 +44,7 @@ public final class NativePublicKeyStorageProviderFactory
 
     private static final Logger LOG = Logger.getLogger(NativePublicKeyStorageProviderFactory.class);
 
-    private volatile PublicKeyCachePolicy policy = PublicKeyCachePolicy.DEFAULTS;
+    private volatile PublicKeyCachePolicy policy = PublicKeyCachePolicy.ALL_DEFAULTS;
     private volatile boolean configured;
     private final Object configureLock = new Object();
 
@@ -51,10 +53,23 @@ public final class NativePublicKeyStorageProviderFactory
         return new NativePublicKeyStorageProvider(session, this);
     }
 
+    /**
+     * Reads the options; if any is set, the native cache checks them now (loading the library), so
+     * that a value it refuses stops the server with the option's name.
+     *
+     * @throws IllegalArgumentException naming the refused option
+     */
     @Override
     public void init(Config.Scope config) {
         policy = PublicKeyCachePolicy.from(config);
         LOG.debugf("Public key storage %s options: %s", ID, policy);
+        if (!policy.isEmpty()) {
+            try {
+                Native.configurePublicKeyCache(policy.toNativeJson());
+            } catch (NativeException e) {
+                throw policy.refused(e);
+            }
+        }
     }
 
     @Override
@@ -94,7 +109,7 @@ public final class NativePublicKeyStorageProviderFactory
             if (configured) {
                 return;
             }
-            NativePublicKeyCache.configure(policy.toNativeJson(TrustedCertificates.forJwksDownloads(session)));
+            Native.configurePublicKeyCache(policy.toNativeJson(TrustedCertificates.forJwksDownloads(session)));
             registerClusterListeners(session);
             configured = true;
             LOG.infof("Public key storage %s in use: %s", ID, policy);

@@ -4,8 +4,7 @@ import java.util.Collection;
 import java.util.List;
 import java.util.stream.Collectors;
 
-import dev.awskms.keycloak.NativeLibraryLoader;
-import dev.awskms.keycloak.NativePublicKeyCache;
+import dev.awskms.keycloak.internal.Native;
 import org.jboss.logging.Logger;
 import org.keycloak.cluster.ClusterEvent;
 import org.keycloak.cluster.ClusterProvider;
@@ -67,15 +66,15 @@ final class PublicKeyCacheEvictions {
     }
 
     static void evictLocally(Collection<String> sourceKeys, Collection<String> prefixes) {
-        if (!NativeLibraryLoader.isLoaded()) {
+        if (!Native.isLoaded()) {
             return;
         }
         try {
             for (String sourceKey : sourceKeys) {
-                NativePublicKeyCache.evict(sourceKey);
+                Native.evictPublicKeys(sourceKey);
             }
             for (String prefix : prefixes) {
-                NativePublicKeyCache.evictPrefix(prefix);
+                Native.evictPublicKeysByPrefix(prefix);
             }
             LOG.debugf("Evicted public keys of %s and of every source starting with %s", sourceKeys, prefixes);
         } catch (RuntimeException e) {
@@ -84,11 +83,11 @@ final class PublicKeyCacheEvictions {
     }
 
     static void clearLocally() {
-        if (!NativeLibraryLoader.isLoaded()) {
+        if (!Native.isLoaded()) {
             return;
         }
         try {
-            NativePublicKeyCache.clear();
+            Native.clearPublicKeys();
             LOG.debug("Cleared the public key cache");
         } catch (RuntimeException e) {
             LOG.warnf(e, "Could not clear the public key cache");

@@ -1,12 +1,14 @@
 package dev.awskms.keycloak.publickeys;
 
 import java.io.IOException;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
+import dev.awskms.keycloak.internal.NativeException;
 import org.keycloak.Config;
 import org.keycloak.provider.ProviderConfigProperty;
 import org.keycloak.provider.ProviderConfigurationBuilder;
@@ -14,159 +16,173 @@ import org.keycloak.util.JsonSerialization;
 
 /**
  * The server options of provider {@value NativePublicKeyStorageProviderFactory#ID}
- * ({@code --spi-public-key-storage--native-lru--<option>}) and the policy JSON they become for
- * {@code NativePublicKeyCache.configure}. The window and the stale-on-error limit may be 0 (no
- * throttling; failures surface at once), every other value must be positive; a bad value stops the
- * server at startup with the option's name, rather than running with a surprising cache.
+ * ({@code --spi-public-key-storage--native-lru--<option>}) and the options JSON they become for
+ * {@code Native.configurePublicKeyCache}: only the options the operator set, under their own names
+ * and in their own units. The native library applies the defaults and checks the limits; this class
+ * only turns its refusal into a startup error that names the option as on the command line.
  */
 final class PublicKeyCachePolicy {
 
     static final String MIN_TIME_BETWEEN_REQUESTS_KEY = "minTimeBetweenRequests";
-    static final int DEFAULT_MIN_TIME_BETWEEN_REQUESTS_SECONDS = 10;
     static final String MAX_ENTRIES_KEY = "maxEntries";
-    static final int DEFAULT_MAX_ENTRIES = 1000;
     static final String MAX_IDLE_KEY = "maxIdle";
-    static final int DEFAULT_MAX_IDLE_SECONDS = 3600;
     static final String MAX_AGE_KEY = "maxAge";
-    static final int DEFAULT_MAX_AGE_SECONDS = 86400;
     static final String STALE_ON_ERROR_LIMIT_KEY = "staleOnErrorLimit";
-    static final int DEFAULT_STALE_ON_ERROR_LIMIT_SECONDS = 3600;
     static final String FETCH_CONNECT_TIMEOUT_KEY = "fetchConnectTimeout";
-    static final int DEFAULT_FETCH_CONNECT_TIMEOUT_MILLIS = 2000;
     static final String FETCH_TIMEOUT_KEY = "fetchTimeout";
-    static final int DEFAULT_FETCH_TIMEOUT_MILLIS = 5000;
     static final String MAX_RESPONSE_SIZE_KEY = "maxResponseSize";
-    static final int DEFAULT_MAX_RESPONSE_SIZE_BYTES = 1024 * 1024;
+    static final String DENY_PRIVATE_NETWORKS_KEY = "denyPrivateNetworks";
+    static final String DENIED_ADDRESSES_KEY = "deniedAddresses";
+    static final String MIN_RSA_KEY_SIZE_KEY = "minRsaKeySize";
 
-    static final PublicKeyCachePolicy DEFAULTS = new PublicKeyCachePolicy(
-            DEFAULT_MIN_TIME_BETWEEN_REQUESTS_SECONDS, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_IDLE_SECONDS,
-            DEFAULT_MAX_AGE_SECONDS, DEFAULT_STALE_ON_ERROR_LIMIT_SECONDS, DEFAULT_FETCH_CONNECT_TIMEOUT_MILLIS,
-            DEFAULT_FETCH_TIMEOUT_MILLIS, DEFAULT_MAX_RESPONSE_SIZE_BYTES);
-
-    /** What {@code kc.sh} shows for the options; the help texts are the user documentation. */
+    /**
+     * What {@code kc.sh} shows for the options; the help texts are the user documentation. The
+     * defaults shown are the native library's, to which a test pins them; nothing applies them here.
+     */
     static final List<ProviderConfigProperty> CONFIG_METADATA = ProviderConfigurationBuilder.create()
-            .property().name(MIN_TIME_BETWEEN_REQUESTS_KEY).type("int")
-                .defaultValue(DEFAULT_MIN_TIME_BETWEEN_REQUESTS_SECONDS)
+            .property().name(MIN_TIME_BETWEEN_REQUESTS_KEY).type("int").defaultValue(10)
                 .helpText("Minimum interval in seconds between two downloads of one client's or identity provider's "
                         + "keys. A token with an unknown kid triggers a download at most once per interval; the "
                         + "interval counts attempts, so a failing endpoint is not retried sooner either. "
                         + "0 turns this protection of the key endpoints off.")
                 .add()
-            .property().name(MAX_ENTRIES_KEY).type("int").defaultValue(DEFAULT_MAX_ENTRIES)
+            .property().name(MAX_ENTRIES_KEY).type("int").defaultValue(1000)
                 .helpText("Maximum number of key sources (clients and identity providers) kept in the cache; the "
                         + "least recently used one is dropped first.")
                 .add()
-            .property().name(MAX_IDLE_KEY).type("int").defaultValue(DEFAULT_MAX_IDLE_SECONDS)
+            .property().name(MAX_IDLE_KEY).type("int").defaultValue(3600)
                 .helpText("Seconds after which a source's keys that nobody used are dropped.")
                 .add()
-            .property().name(MAX_AGE_KEY).type("int").defaultValue(DEFAULT_MAX_AGE_SECONDS)
+            .property().name(MAX_AGE_KEY).type("int").defaultValue(86400)
                 .helpText("Seconds after which a source's keys are downloaded again on their next use, even if "
                         + "every kid is known (a source's own expiry, such as SAML validUntil, may be earlier).")
                 .add()
-            .property().name(STALE_ON_ERROR_LIMIT_KEY).type("int").defaultValue(DEFAULT_STALE_ON_ERROR_LIMIT_SECONDS)
+            .property().name(STALE_ON_ERROR_LIMIT_KEY).type("int").defaultValue(3600)
                 .helpText("When a download fails, the last keys that loaded keep being used for at most this many "
                         + "seconds after they were due to be loaded again; 0 makes a failed download fail the "
                         + "lookups at once.")
                 .add()
-            .property().name(FETCH_CONNECT_TIMEOUT_KEY).type("int").defaultValue(DEFAULT_FETCH_CONNECT_TIMEOUT_MILLIS)
+            .property().name(FETCH_CONNECT_TIMEOUT_KEY).type("int").defaultValue(2000)
                 .helpText("Milliseconds to wait for the connection to a JWKS URL.")
                 .add()
-            .property().name(FETCH_TIMEOUT_KEY).type("int").defaultValue(DEFAULT_FETCH_TIMEOUT_MILLIS)
+            .property().name(FETCH_TIMEOUT_KEY).type("int").defaultValue(5000)
                 .helpText("Milliseconds a JWKS download may take in total; also the longest a request waits for "
                         + "a download another request started.")
                 .add()
-            .property().name(MAX_RESPONSE_SIZE_KEY).type("int").defaultValue(DEFAULT_MAX_RESPONSE_SIZE_BYTES)
+            .property().name(MAX_RESPONSE_SIZE_KEY).type("int").defaultValue(1024 * 1024)
                 .helpText("Largest JWKS response accepted, in bytes.")
+                .add()
+            .property().name(DENY_PRIVATE_NETWORKS_KEY).type(ProviderConfigProperty.BOOLEAN_TYPE).defaultValue(false)
+                .helpText("Also refuse JWKS downloads from loopback (127.0.0.0/8, ::1), unspecified (0.0.0.0/8, ::), "
+                        + "private (10/8, 172.16/12, 192.168/16, fc00::/7) and shared (100.64/10) addresses, checked "
+                        + "after DNS resolution and before connecting. Link-local addresses (169.254/16, fe80::/10) "
+                        + "and cloud metadata addresses are always refused.")
+                .add()
+            .property().name(DENIED_ADDRESSES_KEY).type(ProviderConfigProperty.STRING_TYPE).defaultValue("")
+                .helpText("More networks JWKS downloads are refused, in CIDR notation separated by commas "
+                        + "(e.g. 203.0.113.0/24,2001:db8::/32); checked after DNS resolution and before connecting.")
+                .add()
+            .property().name(MIN_RSA_KEY_SIZE_KEY).type("int").defaultValue(2048)
+                .helpText("Smallest RSA modulus, in bits, of a key in a downloaded JWKS that is used (512 to 16384); "
+                        + "smaller keys, and keys whose public exponent is above 2^32, are skipped and logged at "
+                        + "debug level.")
                 .add()
             .build();
 
-    final int minTimeBetweenRequestsSeconds;
-    final int maxEntries;
-    final int maxIdleSeconds;
-    final int maxAgeSeconds;
-    final int staleOnErrorLimitSeconds;
-    final int fetchConnectTimeoutMillis;
-    final int fetchTimeoutMillis;
-    final int maxResponseSizeBytes;
+    /** No option set: every option at its native default. */
+    static final PublicKeyCachePolicy ALL_DEFAULTS = new PublicKeyCachePolicy(new LinkedHashMap<>());
 
-    PublicKeyCachePolicy(int minTimeBetweenRequestsSeconds, int maxEntries, int maxIdleSeconds, int maxAgeSeconds,
-            int staleOnErrorLimitSeconds, int fetchConnectTimeoutMillis, int fetchTimeoutMillis,
-            int maxResponseSizeBytes) {
-        this.minTimeBetweenRequestsSeconds = notNegative(MIN_TIME_BETWEEN_REQUESTS_KEY, minTimeBetweenRequestsSeconds);
-        this.maxEntries = positive(MAX_ENTRIES_KEY, maxEntries);
-        this.maxIdleSeconds = positive(MAX_IDLE_KEY, maxIdleSeconds);
-        this.maxAgeSeconds = positive(MAX_AGE_KEY, maxAgeSeconds);
-        this.staleOnErrorLimitSeconds = notNegative(STALE_ON_ERROR_LIMIT_KEY, staleOnErrorLimitSeconds);
-        this.fetchConnectTimeoutMillis = positive(FETCH_CONNECT_TIMEOUT_KEY, fetchConnectTimeoutMillis);
-        this.fetchTimeoutMillis = positive(FETCH_TIMEOUT_KEY, fetchTimeoutMillis);
-        this.maxResponseSizeBytes = positive(MAX_RESPONSE_SIZE_KEY, maxResponseSizeBytes);
-    }
+    /** The options the operator set, by option name, in the option's unit and type. */
+    private final Map<String, Object> options;
 
-    /** The options as set on the server; an unset option takes its default. */
-    static PublicKeyCachePolicy from(Config.Scope config) {
-        return new PublicKeyCachePolicy(
-                config.getInt(MIN_TIME_BETWEEN_REQUESTS_KEY, DEFAULT_MIN_TIME_BETWEEN_REQUESTS_SECONDS),
-                config.getInt(MAX_ENTRIES_KEY, DEFAULT_MAX_ENTRIES),
-                config.getInt(MAX_IDLE_KEY, DEFAULT_MAX_IDLE_SECONDS),
-                config.getInt(MAX_AGE_KEY, DEFAULT_MAX_AGE_SECONDS),
-                config.getInt(STALE_ON_ERROR_LIMIT_KEY, DEFAULT_STALE_ON_ERROR_LIMIT_SECONDS),
-                config.getInt(FETCH_CONNECT_TIMEOUT_KEY, DEFAULT_FETCH_CONNECT_TIMEOUT_MILLIS),
-                config.getInt(FETCH_TIMEOUT_KEY, DEFAULT_FETCH_TIMEOUT_MILLIS),
-                config.getInt(MAX_RESPONSE_SIZE_KEY, DEFAULT_MAX_RESPONSE_SIZE_BYTES));
+    private PublicKeyCachePolicy(Map<String, Object> options) {
+        this.options = Collections.unmodifiableMap(options);
     }
 
     /**
-     * The argument of {@code NativePublicKeyCache.configure}.
+     * The options set on the server, read as their metadata type says; an option that is not set
+     * is left to the native default. A list option (a string) goes to the native library as written.
+     */
+    static PublicKeyCachePolicy from(Config.Scope config) {
+        Map<String, Object> set = new LinkedHashMap<>();
+        for (ProviderConfigProperty option : CONFIG_METADATA) {
+            String name = option.getName();
+            Object value;
+            switch (option.getType()) {
+                case ProviderConfigProperty.BOOLEAN_TYPE:
+                    value = config.getBoolean(name);
+                    break;
+                case ProviderConfigProperty.STRING_TYPE:
+                    value = config.get(name);
+                    break;
+                default:
+                    value = config.getInt(name);
+            }
+            if (value != null) {
+                set.put(name, value);
+            }
+        }
+        return new PublicKeyCachePolicy(set);
+    }
+
+    /** Whether the operator set no option at all. */
+    boolean isEmpty() {
+        return options.isEmpty();
+    }
+
+    /** The argument of {@code Native.configurePublicKeyCache}, without trusted certificates. */
+    String toNativeJson() {
+        return toJson(new LinkedHashMap<>(options));
+    }
+
+    /**
+     * The argument of {@code Native.configurePublicKeyCache}.
      *
      * @param trustedCertificates base64 DER certificates that JWKS downloads over HTTPS trust
      */
     String toNativeJson(List<String> trustedCertificates) {
-        Map<String, Object> json = new LinkedHashMap<>();
-        json.put("minTimeBetweenRequestsMillis", TimeUnit.SECONDS.toMillis(minTimeBetweenRequestsSeconds));
-        json.put("maxEntries", maxEntries);
-        json.put("maxIdleMillis", TimeUnit.SECONDS.toMillis(maxIdleSeconds));
-        json.put("maxAgeMillis", TimeUnit.SECONDS.toMillis(maxAgeSeconds));
-        json.put("staleOnErrorMillis", TimeUnit.SECONDS.toMillis(staleOnErrorLimitSeconds));
-        json.put("fetchConnectTimeoutMillis", fetchConnectTimeoutMillis);
-        json.put("fetchTimeoutMillis", fetchTimeoutMillis);
-        json.put("maxResponseBytes", maxResponseSizeBytes);
+        Map<String, Object> json = new LinkedHashMap<>(options);
         json.put("trustedCertificates", trustedCertificates);
-        try {
-            return JsonSerialization.writeValueAsString(json);
-        } catch (IOException e) {
-            throw new IllegalStateException("Could not encode the public key cache policy as JSON", e);
+        return toJson(json);
+    }
+
+    /**
+     * The startup error for options the native library refused. Its message names the option it
+     * refused, which becomes the command-line spelling here; when it names none (a value that is
+     * not even a number of the right kind), a lone option set must be the one.
+     */
+    IllegalArgumentException refused(NativeException e) {
+        String refused = options.size() == 1 ? options.keySet().iterator().next() : null;
+        for (String option : options.keySet()) {
+            if (Pattern.compile("\\b" + option + "\\b").matcher(e.detail()).find()) {
+                refused = option;
+                break;
+            }
         }
+        if (refused == null) {
+            return new IllegalArgumentException("Options --spi-public-key-storage--"
+                    + NativePublicKeyStorageProviderFactory.ID + "--* are invalid: " + e.detail(), e);
+        }
+        return new IllegalArgumentException(String.format(Locale.ROOT, "Option %s is invalid: %s",
+                commandLineName(refused), e.detail()), e);
     }
 
     @Override
     public String toString() {
-        return String.format(Locale.ROOT,
-                "minTimeBetweenRequests=%ds maxEntries=%d maxIdle=%ds maxAge=%ds staleOnErrorLimit=%ds "
-                        + "fetchConnectTimeout=%dms fetchTimeout=%dms maxResponseSize=%d bytes",
-                minTimeBetweenRequestsSeconds, maxEntries, maxIdleSeconds, maxAgeSeconds, staleOnErrorLimitSeconds,
-                fetchConnectTimeoutMillis, fetchTimeoutMillis, maxResponseSizeBytes);
+        return options.isEmpty() ? "defaults" : options + ", other options at their defaults";
     }
 
-    private static int positive(String option, int value) {
-        return atLeast(1, option, value);
+    /** The CLI spelling of an option, e.g. {@code --spi-public-key-storage--native-lru--max-entries}. */
+    static String commandLineName(String option) {
+        return "--spi-public-key-storage--" + NativePublicKeyStorageProviderFactory.ID + "--"
+                + option.replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT);
     }
 
-    private static int notNegative(String option, int value) {
-        return atLeast(0, option, value);
-    }
-
-    private static int atLeast(int minimum, String option, int value) {
-        if (value < minimum) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT,
-                    "Option --spi-public-key-storage--%s--%s must be %s, got %d",
-                    NativePublicKeyStorageProviderFactory.ID, kebab(option),
-                    minimum == 0 ? "0 or more" : "a positive number", value));
+    private static String toJson(Map<String, Object> json) {
+        try {
+            return JsonSerialization.writeValueAsString(json);
+        } catch (IOException e) {
+            throw new IllegalStateException("Could not encode the public key cache options as JSON", e);
         }
-        return value;
-    }
-
-    /** The CLI spelling of an option, e.g. {@code min-time-between-requests}. */
-    static String kebab(String option) {
-        return option.replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT);
     }
 }

@@ -229,9 +229,10 @@ public class PublicKeyStorageBenchmark {
     /** Server options as {@code --spi-public-key-storage--native-lru--*} would give them. */
     private static Config.Scope options(Map<String, String> values) {
         return KeycloakStubs.stub(Config.Scope.class, (proxy, method, args) -> {
-            if (method.getName().equals("getInt") && args.length == 2) {
+            if (method.getName().equals("getInt")) {
+                // getInt(key) answers null for an option that is not set, getInt(key, default) the default.
                 String value = values.get((String) args[0]);
-                return value == null ? args[1] : Integer.valueOf(value);
+                return value != null ? Integer.valueOf(value) : args.length == 2 ? args[1] : null;
             }
             return KeycloakStubs.unsupported(Config.Scope.class, method.getName());
         });

@@ -1,6 +1,8 @@
 package dev.awskms.keycloak.publickeys;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -12,7 +14,10 @@ import java.util.ServiceLoader;
 import java.util.UUID;
 import java.util.stream.Collectors;
 
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.awskms.keycloak.internal.Native;
+import dev.awskms.keycloak.internal.NativeException;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
 import org.keycloak.broker.oidc.OIDCIdentityProviderConfig;
@@ -30,7 +35,7 @@ import org.keycloak.models.cache.CachePublicKeyProviderFactory;
 import org.keycloak.provider.ProviderConfigProperty;
 import org.keycloak.util.JsonSerialization;
 
-/** How Keycloak finds and configures the storage, and which sources it downloads natively; no native code. */
+/** How Keycloak finds and configures the storage, and which sources it downloads natively. */
 @DisplayName("The native-lru storage factories")
 class NativePublicKeyStorageFactoryTest {
 
@@ -55,41 +60,94 @@ class NativePublicKeyStorageFactoryTest {
     }
 
     @Test
-    @DisplayName("documents every option with its default")
-    void documentsOptions() {
-        Map<String, Object> defaults = new NativePublicKeyStorageProviderFactory().getConfigMetadata().stream()
+    @DisplayName("documents every option with the native library's default")
+    void documentsOptionsWithTheNativeDefaults() throws Exception {
+        Map<String, Object> documented = new NativePublicKeyStorageProviderFactory().getConfigMetadata().stream()
                 .collect(Collectors.toMap(ProviderConfigProperty::getName, ProviderConfigProperty::getDefaultValue));
-        assertEquals(Map.of("minTimeBetweenRequests", 10, "maxEntries", 1000, "maxIdle", 3600, "maxAge", 86400,
-                "staleOnErrorLimit", 3600, "fetchConnectTimeout", 2000, "fetchTimeout", 5000,
-                "maxResponseSize", 1048576), defaults);
+        Map<String, Object> nativeDefaults = JsonSerialization.mapper.readValue(Native.publicKeyCacheDefaults(),
+                new TypeReference<Map<String, Object>>() {
+                });
+        assertEquals(nativeDefaults, documented);
+        for (ProviderConfigProperty option : new NativePublicKeyStorageProviderFactory().getConfigMetadata()) {
+            assertTrue(option.getHelpText().length() > 20, option.getName());
+        }
     }
 
     @Test
-    @DisplayName("turns the options into the native policy, in milliseconds, with the trusted certificates")
-    void optionsBecomeNativePolicy() throws Exception {
+    @DisplayName("sends the native cache only the options the operator set, in their own names and units")
+    void sendsOnlyTheOptionsThatAreSet() throws Exception {
         PublicKeyCachePolicy policy = PublicKeyCachePolicy.from(PublicKeyStubs.options(Map.of(
                 "minTimeBetweenRequests", "2", "maxEntries", "50", "staleOnErrorLimit", "60", "fetchTimeout", "750")));
 
         JsonNode json = JsonSerialization.mapper.readTree(policy.toNativeJson(List.of("MIIB")));
 
-        assertEquals(2000, json.get("minTimeBetweenRequestsMillis").asLong());
-        assertEquals(50, json.get("maxEntries").asInt());
-        assertEquals(3600_000, json.get("maxIdleMillis").asLong());
-        assertEquals(86400_000, json.get("maxAgeMillis").asLong());
-        assertEquals(60_000, json.get("staleOnErrorMillis").asLong());
-        assertEquals(2000, json.get("fetchConnectTimeoutMillis").asLong());
-        assertEquals(750, json.get("fetchTimeoutMillis").asLong());
-        assertEquals(1048576, json.get("maxResponseBytes").asLong());
-        assertEquals("MIIB", json.get("trustedCertificates").get(0).asText());
+        assertEquals(Map.of("minTimeBetweenRequests", 2, "maxEntries", 50, "staleOnErrorLimit", 60, "fetchTimeout", 750,
+                "trustedCertificates", List.of("MIIB")), JsonSerialization.mapper.convertValue(json,
+                        new TypeReference<Map<String, Object>>() {
+                        }));
+        assertEquals("{}", PublicKeyCachePolicy.from(PublicKeyStubs.options(Map.of())).toNativeJson());
     }
 
     @Test
-    @DisplayName("refuses an out-of-range option at startup, naming it as on the command line")
+    @DisplayName("sends the address and key options as the operator wrote them, in their own types")
+    void sendsAddressAndKeyOptions() throws Exception {
+        PublicKeyCachePolicy policy = PublicKeyCachePolicy.from(PublicKeyStubs.options(Map.of(
+                "denyPrivateNetworks", "true", "deniedAddresses", "127.0.0.77/32,2001:db8::/32", "minRsaKeySize", "3072")));
+
+        assertEquals(Map.of("denyPrivateNetworks", true, "deniedAddresses", "127.0.0.77/32,2001:db8::/32",
+                "minRsaKeySize", 3072), JsonSerialization.mapper.readValue(policy.toNativeJson(),
+                        new TypeReference<Map<String, Object>>() {
+                        }));
+        assertDoesNotThrow(() -> Native.configurePublicKeyCache(policy.toNativeJson()));
+        Native.configurePublicKeyCache("{}");
+    }
+
+    @Test
+    @DisplayName("refuses at startup a denied network or RSA size the native library refuses, naming the option")
+    void refusesBadAddressAndKeyOptions() {
+        NativePublicKeyStorageProviderFactory factory = new NativePublicKeyStorageProviderFactory();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> factory.init(PublicKeyStubs.options(Map.of("deniedAddresses", "10.0.0.1/8"))));
+        assertTrue(e.getMessage().startsWith("Option --spi-public-key-storage--native-lru--denied-addresses is invalid"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> factory.init(PublicKeyStubs.options(Map.of("minRsaKeySize", "256"))));
+        assertTrue(e.getMessage().contains("--spi-public-key-storage--native-lru--min-rsa-key-size"), e.getMessage());
+    }
+
+    @Test
+    @DisplayName("names the address options in download refusals as the command line spells them")
+    void downloadRefusalsNameTheOptionsAsOnTheCommandLine() {
+        try {
+            Native.configurePublicKeyCache("{\"deniedAddresses\":\"127.0.0.1/32\"}");
+            NativeException denied = assertThrows(NativeException.class,
+                    () -> Native.fetchJwks("http://127.0.0.1:9/jwks", "sig"));
+            assertEquals(dev.awskms.keycloak.internal.NativeErrorCode.JWKS_FETCH_FAILED, denied.code());
+            assertTrue(denied.detail().endsWith("(option "
+                    + PublicKeyCachePolicy.commandLineName(PublicKeyCachePolicy.DENIED_ADDRESSES_KEY) + ")"),
+                    denied.detail());
+            Native.configurePublicKeyCache("{\"denyPrivateNetworks\":true}");
+            NativeException loopback = assertThrows(NativeException.class,
+                    () -> Native.fetchJwks("http://127.0.0.1:9/jwks", "sig"));
+            assertTrue(loopback.detail().endsWith("(option "
+                    + PublicKeyCachePolicy.commandLineName(PublicKeyCachePolicy.DENY_PRIVATE_NETWORKS_KEY) + ")"),
+                    loopback.detail());
+        } finally {
+            Native.configurePublicKeyCache("{}");
+        }
+    }
+
+    @Test
+    @DisplayName("refuses at startup an option the native library refuses, naming it as on the command line")
     void refusesOutOfRangeOptions() {
         NativePublicKeyStorageProviderFactory factory = new NativePublicKeyStorageProviderFactory();
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> factory.init(PublicKeyStubs.options(Map.of("maxEntries", "0"))));
         assertTrue(e.getMessage().contains("--spi-public-key-storage--native-lru--max-entries"), e.getMessage());
+        assertInstanceOf(NativeException.class, e.getCause());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> factory.init(PublicKeyStubs.options(Map.of("maxAge", "60", "fetchTimeout", "0"))));
+        assertTrue(e.getMessage().contains("--spi-public-key-storage--native-lru--fetch-timeout"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> factory.init(PublicKeyStubs.options(Map.of("minTimeBetweenRequests", "-1"))));
         assertTrue(e.getMessage().contains("--spi-public-key-storage--native-lru--min-time-between-requests"),
@@ -98,12 +156,16 @@ class NativePublicKeyStorageFactoryTest {
 
     @Test
     @DisplayName("accepts 0 to turn the window and stale-on-error off, as Keycloak's storage accepts a 0 window")
-    void acceptsZeroWindowAndStaleLimit() throws Exception {
-        PublicKeyCachePolicy policy = PublicKeyCachePolicy.from(PublicKeyStubs.options(Map.of(
-                "minTimeBetweenRequests", "0", "staleOnErrorLimit", "0")));
-        JsonNode json = JsonSerialization.mapper.readTree(policy.toNativeJson(List.of()));
-        assertEquals(0, json.get("minTimeBetweenRequestsMillis").asLong());
-        assertEquals(0, json.get("staleOnErrorMillis").asLong());
+    void acceptsZeroWindowAndStaleLimit() {
+        assertDoesNotThrow(() -> new NativePublicKeyStorageProviderFactory().init(PublicKeyStubs.options(Map.of(
+                "minTimeBetweenRequests", "0", "staleOnErrorLimit", "0"))));
+    }
+
+    @Test
+    @DisplayName("names an option the way the command line spells it")
+    void spellsOptionsAsOnTheCommandLine() {
+        assertEquals("--spi-public-key-storage--native-lru--fetch-connect-timeout",
+                PublicKeyCachePolicy.commandLineName(PublicKeyCachePolicy.FETCH_CONNECT_TIMEOUT_KEY));
     }
 
     @Test

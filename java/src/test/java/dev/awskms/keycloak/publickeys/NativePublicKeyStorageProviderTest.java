@@ -14,13 +14,15 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import dev.awskms.keycloak.NativeException;
+import dev.awskms.keycloak.internal.Native;
+import dev.awskms.keycloak.internal.NativeException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.Test;
@@ -32,6 +34,7 @@ import org.keycloak.crypto.KeyWrapper;
 import org.keycloak.crypto.PublicKeysWrapper;
 import org.keycloak.keys.PublicKeyLoader;
 import org.keycloak.keys.PublicKeyStorageProvider;
+import org.keycloak.util.JsonSerialization;
 
 /**
  * What callers of Keycloak's public key storage get from {@code native-lru}: the same keys
@@ -279,6 +282,77 @@ class NativePublicKeyStorageProviderTest {
             assertNull(storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
         }
         assertEquals(1, loader.calls.get(), "failures count against the window");
+    }
+
+    @Test
+    @DisplayName("a lookup that waited for another lookup's failing load gets Keycloak's 'Error when loading public keys' too")
+    void followerOfAFailedLoadGetsKeycloaksException() throws Exception {
+        String source = newSource();
+        long coalescedBefore = counter("coalesced");
+        CountingLoader loader = new CountingLoader() {
+            @Override
+            public PublicKeysWrapper loadKeys() throws Exception {
+                calls.incrementAndGet();
+                // Fail only once the other lookup waits for this load (bounded, so a bug fails, not hangs).
+                long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(4);
+                while (counter("coalesced") <= coalescedBefore && System.nanoTime() < giveUp) {
+                    Thread.onSpinWait();
+                }
+                throw new IOException("Unexpected status = 502");
+            }
+        };
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            List<Future<KeyWrapper>> lookups = new ArrayList<>();
+            for (int i = 0; i < 2; i++) {
+                lookups.add(pool.submit(() -> world.session(null).storage()
+                        .getPublicKey(source, "rsa-1", Algorithm.RS256, loader)));
+            }
+            for (Future<KeyWrapper> lookup : lookups) {
+                ExecutionException e = assertThrows(ExecutionException.class, () -> lookup.get(30, TimeUnit.SECONDS));
+                assertTrue(e.getCause().getMessage().startsWith("Error when loading public keys: "), e.getCause().getMessage());
+                assertTrue(e.getCause().getMessage().contains("Unexpected status = 502"), e.getCause().getMessage());
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(1, loader.calls.get());
+    }
+
+    @Test
+    @DisplayName("lets an Error thrown by Keycloak's loader propagate, and ends the reload so that nobody waits for it")
+    void loaderErrorPropagatesAndEndsTheReload() throws Exception {
+        String source = newSource();
+        long failuresBefore = counter("loadFailures");
+        CountingLoader loader = new CountingLoader() {
+            @Override
+            public PublicKeysWrapper loadKeys() {
+                calls.incrementAndGet();
+                throw new StackOverflowError("a loader that recursed too deep");
+            }
+        };
+
+        assertThrows(StackOverflowError.class, () -> storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
+
+        assertEquals(failuresBefore + 1, counter("loadFailures"), "the reload was failed, not left to expire");
+        // Throttled within the window, with nothing cached: "not found" at once, rather than a wait
+        // for the abandoned load until the fetch timeout and then an error.
+        assertNull(storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
+        assertEquals(1, loader.calls.get());
+    }
+
+    @Test
+    @DisplayName("describes a failed load to the cache by class and message, within the cache's limit")
+    void describesFailuresBriefly() {
+        assertEquals("java.io.IOException: Unexpected status = 503",
+                NativePublicKeyStorageProvider.describe(new IOException("Unexpected status = 503")));
+        assertEquals("java.lang.IllegalStateException", NativePublicKeyStorageProvider.describe(new IllegalStateException()));
+        assertEquals(NativePublicKeyStorageProvider.MAX_REASON_LENGTH,
+                NativePublicKeyStorageProvider.describe(new IOException("x".repeat(2000))).length());
+    }
+
+    private static long counter(String name) throws IOException {
+        return JsonSerialization.mapper.readTree(Native.publicKeyCacheStats()).path(name).asLong();
     }
 
     @Test

@@ -43,9 +43,18 @@ final class PublicKeyStubs {
     /** Server options of the storage, as {@code --spi-public-key-storage--native-lru--*} would give them. */
     static Config.Scope options(Map<String, String> values) {
         return stub(Config.Scope.class, (proxy, method, args) -> {
-            if (method.getName().equals("getInt") && args.length == 2) {
+            if (method.getName().equals("getInt")) {
+                // getInt(key) answers null for an option that is not set, getInt(key, default) the default.
                 String value = values.get((String) args[0]);
-                return value == null ? args[1] : Integer.valueOf(value);
+                return value != null ? Integer.valueOf(value) : args.length == 2 ? args[1] : null;
+            }
+            if (method.getName().equals("getBoolean")) {
+                String value = values.get((String) args[0]);
+                return value != null ? Boolean.valueOf(value) : args.length == 2 ? args[1] : null;
+            }
+            if (method.getName().equals("get")) {
+                String value = values.get((String) args[0]);
+                return value != null ? value : args.length == 2 ? args[1] : null;
             }
             return unsupported(Config.Scope.class, method.getName());
         });

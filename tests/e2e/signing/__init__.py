@@ -1,0 +1,1 @@
+"""End-to-end tests of signing with keys in AWS KMS (the aws-kms key provider)."""
