@@ -8,6 +8,7 @@ stops them and PostgreSQL.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -123,6 +124,11 @@ class Cluster:
     def down(self) -> None:
         self.run("down", timeout=180)
         self.options.clear()
+
+    def remove_distributions(self) -> None:
+        """Deletes the build and the nodes' copies of it (~200 MB each), keeping the logs."""
+        for home in [self.directory / "dist", *(self.directory / "nodes").glob("*/home")]:
+            shutil.rmtree(home, ignore_errors=True)
 
     # --- nodes ---
 

@@ -43,6 +43,7 @@ def cluster(
         _running.pop("cluster", None)
         try:
             started.down()
+            started.remove_distributions()
         finally:
             starts = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in started.starts)
             _summary.append(
