@@ -1,7 +1,10 @@
 """Which exports carry the secrets of an aws-kms provider (issue 8, section 5): the admin partial
 export masks them (and leaves out `mintedCertificate`); `kc.sh export`, to a file or a directory,
-is a full backup and writes them as stored, in clear, as it writes client secrets. A
-`${vault.NAME}` reference is exported as the reference everywhere, never as the secret it names.
+is a full backup and writes them as stored, in clear, as it writes client secrets. Secrets are
+stored in their stored form, `{stored}` + value (a `${vault.NAME}` reference too, so that a kept
+reference cannot follow a changed destination): the partial export masks a reference like a
+secret, `kc.sh export` writes the stored form, and a reference is never exported as the secret it
+names.
 
 A Keycloak copy of its own: `kc.sh export` runs against the stopped server's database.
 """
@@ -111,12 +114,13 @@ def exports(
     yield Exports(partial, from_file, json.loads((directory / f"{REALM}-realm.json").read_text()))
 
 
-def test_the_admin_partial_export_masks_both_secrets_and_keeps_a_vault_reference(exports, emulator, aws_identities):
+def test_the_admin_partial_export_masks_both_secrets_and_a_vault_reference(exports, emulator, aws_identities):
     components = _kms_components(exports.partial)
     assert components["plain-secrets"]["secretAccessKey"] == [MASKED]
     assert components["plain-secrets"]["externalId"] == [MASKED]
-    # Keycloak's StripSecretsUtils shows a vault reference as it is: it is not the secret.
-    assert components["vault-reference"]["secretAccessKey"] == ["${vault." + VAULT_SECRET_NAME + "}"]
+    # Keycloak's StripSecretsUtils would show "${vault.NAME}" as it is; the stored form
+    # "{stored}${vault.NAME}" is no vault expression to it, so it is masked.
+    assert components["vault-reference"]["secretAccessKey"] == [MASKED]
     text = json.dumps(exports.partial)
     assert emulator.secret_access_key not in text
     assert aws_identities.signer_external_id not in text
@@ -130,9 +134,9 @@ def test_kc_sh_export_writes_the_stored_secrets_in_clear_and_a_vault_reference_a
     exported = getattr(exports, how)
     components = _kms_components(exported)
     # A full export is a backup: like client secrets, stored secrets are written as stored.
-    assert components["plain-secrets"]["secretAccessKey"] == [emulator.secret_access_key]
-    assert components["plain-secrets"]["externalId"] == [aws_identities.signer_external_id]
+    assert components["plain-secrets"]["secretAccessKey"] == ["{stored}" + emulator.secret_access_key]
+    assert components["plain-secrets"]["externalId"] == ["{stored}" + aws_identities.signer_external_id]
     # A vault reference is what is stored, so that is all an export can show.
-    assert components["vault-reference"]["secretAccessKey"] == ["${vault." + VAULT_SECRET_NAME + "}"]
+    assert components["vault-reference"]["secretAccessKey"] == ["{stored}${vault." + VAULT_SECRET_NAME + "}"]
     assert components["plain-secrets"]["kid"] and components["plain-secrets"]["publicKey"]
     assert "mintedCertificate" in components["plain-secrets"], sorted(components["plain-secrets"])

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::signing::config::{url_host, ProviderConfig, CREDENTIALS_MODES};
+use crate::signing::config::{url_host, Credentials, ProviderConfig, CREDENTIALS_MODES};
 
 /// How Keycloak names the options of this provider on the command line.
 pub const OPTION_PREFIX: &str = "--spi-keys--aws-kms--";
@@ -414,9 +414,7 @@ impl ServerPolicy {
             (
                 "STS endpoint URL",
                 match credentials {
-                    crate::signing::config::Credentials::AssumeRole(role) => {
-                        role.sts_endpoint_url.as_deref()
-                    }
+                    Credentials::AssumeRole(role) => role.sts_endpoint_url.as_deref(),
                     _ => None,
                 },
             ),
@@ -426,7 +424,7 @@ impl ServerPolicy {
                 self.check_endpoint(field, url, realm)?;
             }
         }
-        if let crate::signing::config::Credentials::AssumeRole(role) = credentials {
+        if let Credentials::AssumeRole(role) = credentials {
             if !self.role_arns.any_matches(&role.role_arn, realm, false) {
                 return Err(denied(
                     format_args!(
