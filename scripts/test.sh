@@ -3,7 +3,14 @@
 #
 #   scripts/test.sh            all stages
 #   scripts/test.sh e2e        only the named stages (setup runs first whenever e2e is named),
-#                              stage names: setup fmt clippy cargo-test build java e2e
+#                              stage names: setup fmt clippy cargo-test build java java-next e2e
+#   scripts/test.sh fuzz-smoke the optional stage (not in "all"): every fuzz target for a few
+#                              seconds (scripts/fuzz.sh --smoke; nightly; a clean build of the
+#                              targets alone takes longer than CI's budget, see RELIABILITY.md)
+#
+# java-next compiles the Java side and runs its unit tests against the newest Keycloak artefacts
+# Maven Central serves (profile keycloak-next in java/pom.xml), with the native libraries the
+# build stage made; it builds into java/target/keycloak-next and leaves the provider JAR alone.
 #
 # Extra pytest arguments can be given in AWSKMS_PYTEST_ARGS (e.g. "-k faults -x").
 set -euo pipefail
@@ -11,10 +18,13 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AWSKMS_ROOT"
 
-ALL_STAGES=(setup fmt clippy cargo-test build java e2e)
+ALL_STAGES=(setup fmt clippy cargo-test build java java-next e2e)
+# Run only when named.
+OPTIONAL_STAGES=(fuzz-smoke)
 if [ "$#" -gt 0 ]; then
     for stage in "$@"; do
-        [[ " ${ALL_STAGES[*]} " == *" $stage "* ]] || die "unknown stage '$stage' (stages: ${ALL_STAGES[*]})"
+        [[ " ${ALL_STAGES[*]} ${OPTIONAL_STAGES[*]} " == *" $stage "* ]] ||
+            die "unknown stage '$stage' (stages: ${ALL_STAGES[*]}; optional: ${OPTIONAL_STAGES[*]})"
     done
     stages=("$@")
     [[ " ${stages[*]} " == *" e2e "* && " ${stages[*]} " != *" setup "* ]] && stages=(setup "${stages[@]}")
@@ -30,7 +40,9 @@ stage_clippy() {
 }
 stage_cargo-test() { cargo test --locked --release --workspace; }
 stage_build() { bash scripts/build.sh; }
+stage_fuzz-smoke() { bash scripts/fuzz.sh --smoke; }
 stage_java() { mvn -B --no-transfer-progress -Dstyle.color=never -f java/pom.xml verify; }
+stage_java-next() { mvn -B --no-transfer-progress -Dstyle.color=never -f java/pom.xml -Pkeycloak-next test; }
 stage_e2e() {
     # Stage functions run in an `if`, where `set -e` does not apply: chain explicitly.
     [ -f "$AWSKMS_SETUP_ENV" ] || return 1

@@ -261,7 +261,8 @@ def keycloak(
         },
         vault_dir=workdir / "vault",
         import_realms=(imported,),
-        extra_args=SESSION_SERVER_POLICY,
+        # Keycloak's metrics endpoint, which tests/e2e/operations scrapes for the aws-kms meters.
+        extra_args=(*SESSION_SERVER_POLICY, "--metrics-enabled=true"),
     )
     _summary.append(
         f"Keycloak {setup_env['KEYCLOAK_VERSION']} (JAVA_HOME {setup_env['KEYCLOAK_JAVA_HOME']}) "

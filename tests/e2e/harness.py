@@ -250,6 +250,18 @@ class Emulator:
     def clear_faults(self) -> None:
         self._control("DELETE", "/faults")
 
+    def set_fault(self, fault: dict[str, Any]) -> None:
+        """PUT /faults with a whole fault body (docs/design.md), e.g. `{"mode": "server-error",
+        "status": 503, "operations": ["AssumeRole"], "count": 20}`."""
+        self._control("PUT", "/faults", fault)
+
+    def set_sts_session_seconds(self, seconds: Optional[int]) -> None:
+        """Test knob: credentials AssumeRole issues from now on last `seconds` (None: as asked)."""
+        if seconds is None:
+            self._control("DELETE", "/sts")
+        else:
+            self._control("PUT", "/sts", {"sessionSeconds": seconds})
+
 
 def create_kms_key(kms, key_spec: str, alias: str) -> tuple[str, bytes]:
     """Creates a SIGN_VERIFY key with an alias; returns its ARN and SPKI DER (via GetPublicKey)."""
@@ -266,6 +278,20 @@ def create_kms_key(kms, key_spec: str, alias: str) -> tuple[str, bytes]:
 # --- Keycloak ---------------------------------------------------------------------------------
 
 
+def _launch(args: list[str], home: Path, env: Optional[dict[str, str]], log_path: Path) -> subprocess.Popen:
+    """Starts `kc.sh` in its own process group, appending its output to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args,
+            cwd=home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class Keycloak:
     """A Keycloak distribution unpacked into a fresh directory and run with `kc.sh start-dev`."""
@@ -278,6 +304,9 @@ class Keycloak:
     startup_seconds: float = 0.0
     # Keycloak's files-plaintext vault (`--vault=file`), if started with one.
     vault_dir: Optional[Path] = None
+    # What it was started with, for restart().
+    command: tuple[str, ...] = ()
+    environment: Optional[dict[str, str]] = None
 
     @classmethod
     def start(
@@ -340,47 +369,50 @@ class Keycloak:
             *extra_args,
         ]
         log_path = workdir / "keycloak.log"
-        log = log_path.open("ab")
-        started = time.monotonic()
-        process = subprocess.Popen(
-            args,
-            cwd=home,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
         keycloak = cls(
-            process=process,
+            process=_launch(args, home, env, log_path),
             home=home,
             base_url=f"http://127.0.0.1:{http_port}",
             management_url=f"http://127.0.0.1:{management_port}",
             log_path=log_path,
             vault_dir=vault_dir,
+            command=tuple(args),
+            environment=env,
         )
+        keycloak._wait_until_ready(timeout)
+        return keycloak
+
+    def restart(self, options: dict[str, str], timeout: float = 240) -> None:
+        """Stops this Keycloak and starts it again on the same home, data and ports, with each
+        `--name` of `options` set to its value (replacing what it was started with, if anything)."""
+        self.stop()
+        kept = [a for a in self.command if a.split("=", 1)[0] not in options]
+        self.command = (*kept, *(f"{name}={value}" for name, value in options.items()))
+        self.process = _launch(list(self.command), self.home, self.environment, self.log_path)
+        self._wait_until_ready(timeout)
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        started = time.monotonic()
         deadline = started + timeout
         while True:
-            if process.poll() is not None:
+            if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"Keycloak exited with {process.returncode} during startup; "
-                    f"log {log_path}:\n{tail(log_path)}"
+                    f"Keycloak exited with {self.process.returncode} during startup; "
+                    f"log {self.log_path}:\n{tail(self.log_path)}"
                 )
             try:
-                ready = requests.get(f"{keycloak.management_url}/health/ready", timeout=2)
+                ready = requests.get(f"{self.management_url}/health/ready", timeout=2)
                 if ready.status_code == 200:
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                keycloak.stop()
+                self.stop()
                 raise RuntimeError(
-                    f"Keycloak not ready within {timeout}s; log {log_path}:\n{tail(log_path)}"
+                    f"Keycloak not ready within {timeout}s; log {self.log_path}:\n{tail(self.log_path)}"
                 )
             time.sleep(0.5)
-        keycloak.startup_seconds = time.monotonic() - started
-        return keycloak
+        self.startup_seconds = time.monotonic() - started
 
     def stop(self) -> None:
         _stop_process_group(self.process, 30)

@@ -118,11 +118,19 @@ impl ErrorKind {
         }
     }
 
-    /// Whether the KMS call itself is retried inside the request deadline. Only throttling and
-    /// server errors are: a timeout already spent the budget, and a refused connection is an
-    /// outage that retries would only prolong.
+    /// Whether the KMS call itself is retried inside the request deadline: what the AWS SDKs'
+    /// standard retry mode treats as transient — throttling, server errors, timeouts and broken
+    /// or refused connections (of KMS, or of STS and the metadata services while fetching
+    /// credentials) — as far as the deadline, the attempt limit and the client's retry budget
+    /// allow (`signing/kms/calls.rs`).
     pub fn is_retried_in_call(self) -> bool {
-        matches!(self, ErrorKind::Throttled | ErrorKind::KmsUnavailable)
+        matches!(
+            self,
+            ErrorKind::Throttled
+                | ErrorKind::KmsUnavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Network
+        )
     }
 }
 
@@ -214,6 +222,51 @@ pub fn bounded_remote_text(text: &str) -> String {
     out
 }
 
+/// The most characters of an entered or received value a message quotes.
+pub const QUOTED_INPUT_MAX_CHARS: usize = 100;
+
+/// A value someone entered or sent (a configuration field, a server option, a key set's member),
+/// as a message shows it: at most [`QUOTED_INPUT_MAX_CHARS`] characters of it, then `…`;
+/// control and invisible characters (see [`bounded_remote_text`]) written as `\u{…}` escapes, so
+/// an administrator sees that they are there. The caller puts the quotes around it.
+pub fn quoted_input(text: &str) -> String {
+    escaped_prefix(text, QUOTED_INPUT_MAX_CHARS)
+}
+
+/// serde_json's account of why a JSON argument does not parse, as a message quotes it: serde
+/// quotes the unexpected value or member name (`invalid type: string "…"`, `unknown field `…``),
+/// so it is cut to [`REMOTE_TEXT_MAX_CHARS`] characters with hidden characters escaped, and the
+/// position kept.
+pub fn bounded_json_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(reason) if error.line() > 0 => {
+            format!(
+                "{}{position}",
+                escaped_prefix(reason, REMOTE_TEXT_MAX_CHARS)
+            )
+        }
+        _ => escaped_prefix(&text, REMOTE_TEXT_MAX_CHARS),
+    }
+}
+
+fn escaped_prefix(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    for (index, c) in text.chars().enumerate() {
+        if index == max_chars {
+            out.push('…');
+            break;
+        }
+        if is_hidden(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Control characters and the invisible formatting characters that can disguise text.
 fn is_hidden(c: char) -> bool {
     c.is_control()
@@ -228,6 +281,49 @@ fn is_hidden(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_error_quotes_a_bounded_part_of_the_input_and_keeps_the_position() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Options {
+            limit: Option<u64>,
+        }
+        let huge = format!("{{\"limit\":\"{}\\u0000\"}}", "x".repeat(10 * 1024 * 1024));
+        let error = serde_json::from_str::<Options>(&huge).expect_err("a string");
+        let text = bounded_json_error(&error);
+        assert!(
+            text.chars().count() < 400,
+            "{} characters",
+            text.chars().count()
+        );
+        assert!(
+            text.contains("…") && text.contains(" at line 1 column "),
+            "{text}"
+        );
+        let error =
+            serde_json::from_str::<Options>("{\"li\\u001bmit\":1}").expect_err("unknown member");
+        let text = bounded_json_error(&error);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("li\\u{1b}mit"), "{text}");
+    }
+
+    #[test]
+    fn a_quoted_input_is_cut_and_shows_hidden_characters_as_escapes() {
+        assert_eq!(quoted_input("alias/signing"), "alias/signing");
+        assert_eq!(
+            quoted_input("a\u{0}b\u{202E}c\n"),
+            "a\\u{0}b\\u{202e}c\\u{a}"
+        );
+        let long = "é".repeat(10 * 1024 * 1024);
+        let quoted = quoted_input(&long);
+        assert_eq!(quoted.chars().count(), QUOTED_INPUT_MAX_CHARS + 1);
+        assert!(quoted.ends_with('…'));
+        assert!(
+            quoted_input(&"\u{0}".repeat(1000)).chars().count() <= 6 * QUOTED_INPUT_MAX_CHARS + 1
+        );
+    }
 
     #[test]
     fn only_transient_kinds_are_retried_inside_a_call() {

@@ -4,13 +4,19 @@
 //!   the KMS client and its error mapping.
 //! - [`public_keys`]: the cache of client and identity-provider public keys, and JWKS downloads.
 //! - [`error`]: the one error type, with a stable kind and a transient flag.
+//! - [`telemetry`]: log records, rate-limited lines, counters and signing outcomes, which Java
+//!   pulls for Keycloak's logging, metrics and the status view.
 //!
 //! The JNI contract both sides build to is described once, in `docs/design.md` ("JNI").
 #![forbid(unsafe_code)]
 
 pub mod error;
+/// Entry points for the fuzz targets in `rust/fuzz`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod public_keys;
 mod runtime;
 pub mod signing;
+pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Result};

@@ -17,11 +17,12 @@ use zeroize::Zeroizing;
 
 use crate::policy::{all_codes, BridgeError, ThrowNativeException};
 use crate::public_keys;
+use crate::telemetry;
 
 type NativeResult<T> = Result<T, BridgeError>;
 
 /// The registration table; its order is irrelevant, its completeness is tested from Java.
-pub const NATIVE_METHODS: [NativeMethod<'static>; 20] = [
+pub const NATIVE_METHODS: [NativeMethod<'static>; 29] = [
     VERSION,
     ERROR_CODES,
     SIGNING_CATALOGUE,
@@ -34,7 +35,9 @@ pub const NATIVE_METHODS: [NativeMethod<'static>; 20] = [
     PUBLIC_KEY_CACHE_CONFIGURE,
     PUBLIC_KEY_CACHE_DEFAULTS,
     PUBLIC_KEY_CACHE_GET,
+    PUBLIC_KEY_CACHE_GET_BY_ID,
     PUBLIC_KEY_CACHE_RELOAD,
+    PUBLIC_KEY_CACHE_RELOAD_BY_ID,
     PUBLIC_KEY_CACHE_COMPLETE_RELOAD,
     PUBLIC_KEY_CACHE_FAIL_RELOAD,
     PUBLIC_KEY_CACHE_EVICT,
@@ -42,6 +45,13 @@ pub const NATIVE_METHODS: [NativeMethod<'static>; 20] = [
     PUBLIC_KEY_CACHE_CLEAR,
     PUBLIC_KEY_CACHE_STATS,
     FETCH_JWKS,
+    LOG_CATEGORIES,
+    CONFIGURE_LOG_LEVELS,
+    DRAIN_LOG_RECORDS,
+    WAKE_LOG_DRAIN,
+    TELEMETRY_STATS,
+    SIGNING_OUTCOMES,
+    UNKNOWN_KID_NOTE,
 ];
 
 const VERSION: NativeMethod = native_method! {
@@ -138,6 +148,7 @@ fn signing_key_handle<'local>(
     let component_id = component_id.try_to_string(env)?;
     let config_json = Zeroizing::new(config_json.try_to_string(env)?);
     let handle = registry::global().register(&component_id, &config_json)?;
+    telemetry::bound(handle, &component_id, &config_json);
     Ok(jlong::try_from(handle).map_err(|_| Error::new(ErrorKind::Internal, "handle overflow"))?)
 }
 
@@ -162,8 +173,9 @@ fn sign<'local>(
     })?;
     let jca_algorithm = jca_algorithm.try_to_string(env)?;
     let message = env.convert_byte_array(&message)?;
-    let signature = registry::global().sign(handle, &jca_algorithm, &message)?;
-    Ok(env.byte_array_from_slice(&signature)?)
+    let signature = registry::global().sign(handle, &jca_algorithm, &message);
+    telemetry::signed(handle, &signature);
+    Ok(env.byte_array_from_slice(&signature?)?)
 }
 
 const RELEASE_SIGNING_KEY: NativeMethod = native_method! {
@@ -180,6 +192,7 @@ fn release_signing_key<'local>(
 ) -> NativeResult<()> {
     let component_id = component_id.try_to_string(env)?;
     registry::global().release(&component_id);
+    telemetry::released(&component_id);
     Ok(())
 }
 
@@ -225,18 +238,35 @@ fn public_key_cache_defaults<'local>(
 }
 
 const PUBLIC_KEY_CACHE_GET: NativeMethod = native_method! {
-    static fn public_key_cache_get(source_key: JString) -> JObject,
+    static fn public_key_cache_get(source_key: JString, source_id: jlong[]) -> JObject,
     error_policy = ThrowNativeException,
 };
 
-/// The source's `CachedPublicKeys` if fresh, else null.
+/// The source's `CachedPublicKeys` if fresh, else null; the source's id (0: not cached) in
+/// `source_id[0]`.
 fn public_key_cache_get<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
     source_key: JString<'local>,
+    source_id: JLongArray<'local>,
 ) -> NativeResult<JObject<'local>> {
     let source_key = source_key.try_to_string(env)?;
-    public_keys::get(env, &source_key)
+    public_keys::get(env, &source_key, &source_id)
+}
+
+const PUBLIC_KEY_CACHE_GET_BY_ID: NativeMethod = native_method! {
+    static fn public_key_cache_get_by_id(source_id: jlong) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// The hit path: the `CachedPublicKeys` of the source the id names if fresh, else null (also
+/// for an id that names no cached source).
+fn public_key_cache_get_by_id<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_id: jlong,
+) -> NativeResult<JObject<'local>> {
+    public_keys::get_by_id(env, source_id)
 }
 
 const PUBLIC_KEY_CACHE_RELOAD: NativeMethod = native_method! {
@@ -245,7 +275,7 @@ const PUBLIC_KEY_CACHE_RELOAD: NativeMethod = native_method! {
 };
 
 /// Asks to reload the source: the keys to use now, or null with a permit in `permit[0]` when
-/// this caller leads the load.
+/// this caller leads the load; the source's id in `permit[1]` if the array has room.
 fn public_key_cache_reload<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
@@ -254,6 +284,22 @@ fn public_key_cache_reload<'local>(
 ) -> NativeResult<JObject<'local>> {
     let source_key = source_key.try_to_string(env)?;
     public_keys::reload(env, &source_key, &permit)
+}
+
+const PUBLIC_KEY_CACHE_RELOAD_BY_ID: NativeMethod = native_method! {
+    static fn public_key_cache_reload_by_id(source_id: jlong, permit: jlong[]) -> JObject,
+    error_policy = ThrowNativeException,
+};
+
+/// `publicKeyCacheReload` for the source the id names; 0 in `permit[1]` (and null) when no
+/// cached source has this id, and the caller asks again by key.
+fn public_key_cache_reload_by_id<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_id: jlong,
+    permit: JLongArray<'local>,
+) -> NativeResult<JObject<'local>> {
+    public_keys::reload_by_id(env, source_id, &permit)
 }
 
 const PUBLIC_KEY_CACHE_COMPLETE_RELOAD: NativeMethod = native_method! {
@@ -370,5 +416,111 @@ fn fetch_jwks<'local>(
 ) -> NativeResult<JString<'local>> {
     let url = url.try_to_string(env)?;
     let requested_use = requested_use.try_to_string(env)?;
-    Ok(env.new_string(public_keys::fetch_jwks(&url, &requested_use)?)?)
+    let jwks = public_keys::fetch_jwks(&url, &requested_use);
+    telemetry::fetched(&url, &jwks);
+    Ok(env.new_string(jwks?)?)
+}
+
+const LOG_CATEGORIES: NativeMethod = native_method! {
+    static fn log_categories() -> JString[],
+    error_policy = ThrowNativeException,
+};
+
+/// The log categories of the native side's records.
+fn log_categories<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JObjectArray<'local, JString<'local>>> {
+    let categories = telemetry::categories();
+    let array = JObjectArray::<JString>::new(env, categories.len(), JString::null())?;
+    for (index, category) in categories.iter().enumerate() {
+        let element = env.new_string(category)?;
+        array.set_element(env, index, &element)?;
+    }
+    Ok(array)
+}
+
+const CONFIGURE_LOG_LEVELS: NativeMethod = native_method! {
+    static fn configure_log_levels(levels_json: JString),
+    error_policy = ThrowNativeException,
+};
+
+/// Sets the level each category's records are made at, as Keycloak's logging has them.
+fn configure_log_levels<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    levels_json: JString<'local>,
+) -> NativeResult<()> {
+    let levels_json = levels_json.try_to_string(env)?;
+    Ok(telemetry::configure_levels(&levels_json)?)
+}
+
+const DRAIN_LOG_RECORDS: NativeMethod = native_method! {
+    static fn drain_log_records(wait_millis: jlong) -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The queued log records, waiting up to `waitMillis` (at most 10 s) for the first; blocks only
+/// the calling (log) thread.
+fn drain_log_records<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    wait_millis: jlong,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(telemetry::drain_json(wait_millis))?)
+}
+
+const WAKE_LOG_DRAIN: NativeMethod = native_method! {
+    static fn wake_log_drain(),
+    error_policy = ThrowNativeException,
+};
+
+/// Ends a waiting `drainLogRecords` at once.
+fn wake_log_drain<'local>(_env: &mut Env<'local>, _class: JClass<'local>) -> NativeResult<()> {
+    telemetry::wake();
+    Ok(())
+}
+
+const TELEMETRY_STATS: NativeMethod = native_method! {
+    static fn telemetry_stats() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The counters behind Keycloak's metrics, as JSON.
+fn telemetry_stats<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(telemetry::stats_json())?)
+}
+
+const SIGNING_OUTCOMES: NativeMethod = native_method! {
+    static fn signing_outcomes() -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// The last signing success and failure of each key provider on this node, as JSON.
+fn signing_outcomes<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+) -> NativeResult<JString<'local>> {
+    Ok(env.new_string(telemetry::outcomes_json())?)
+}
+
+const UNKNOWN_KID_NOTE: NativeMethod = native_method! {
+    static fn unknown_kid_note(source_key: JString) -> JString,
+    error_policy = ThrowNativeException,
+};
+
+/// Whether to log a source's unknown kid at WARN (the note to append) or at DEBUG (null).
+fn unknown_kid_note<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    source_key: JString<'local>,
+) -> NativeResult<JString<'local>> {
+    let source_key = source_key.try_to_string(env)?;
+    match telemetry::unknown_kid_note(&source_key) {
+        Some(note) => Ok(env.new_string(note)?),
+        None => Ok(JString::null()),
+    }
 }

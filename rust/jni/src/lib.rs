@@ -4,6 +4,7 @@
 //! - [`exports`]: every native method of `dev.awskms.keycloak.internal.NativeBridge`.
 //! - [`policy`]: the one error/panic policy they all run through.
 //! - [`public_keys`]: the public key cache holding ready Java objects, and JWKS downloads.
+//! - [`telemetry`]: log records, counters and signing outcomes that Java pulls.
 //! - [`java_types`]: the Java classes and the one constructor the native side names, bound once.
 //!
 //! This is the only crate of the project with `unsafe` code: registering the natives.
@@ -13,6 +14,7 @@ mod exports;
 mod java_types;
 mod policy;
 mod public_keys;
+mod telemetry;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 
@@ -39,6 +41,7 @@ pub unsafe extern "system" fn JNI_OnLoad(
         return JNI_ERR;
     }
     let registered = std::panic::catch_unwind(|| {
+        keycloak_aws_kms_core::telemetry::logs::install();
         // SAFETY: the JVM calls JNI_OnLoad with a valid, non-null JavaVM pointer that outlives
         // the library.
         let vm = unsafe { JavaVM::from_raw(vm) };

@@ -9,6 +9,12 @@
 //!
 //! Loads run in Java: a reload either answers, or hands the caller a permit to load with and
 //! to complete or fail (see `KeyCache::begin_reload`). Rust never calls Java code here.
+//!
+//! Source ids: the answers by key also hand Java the source's id (`KeyCache::get_with_id`),
+//! which Java then passes instead of the key — no string crosses on a hit, and the hit takes no
+//! lock (`KeyCache::get_by_id`). An id is only a name: every call checks it, and one that names
+//! no cached source any more (evicted, idled out) is answered as unknown, never as another
+//! source. Ids cross as `long`s with the same 64 bits.
 
 use std::sync::Arc;
 
@@ -16,7 +22,7 @@ use jni::objects::{Global, JLongArray, JObject};
 use jni::sys::jlong;
 use jni::Env;
 use keycloak_aws_kms_core::public_keys::{
-    self, KeyCache, KeyUse, Loaded, Permit, ReloadStart, Settings, DEFAULT_OPTIONS,
+    self, KeyCache, KeyUse, Loaded, Permit, ReloadStart, Settings, SourceId, DEFAULT_OPTIONS,
 };
 use keycloak_aws_kms_core::{Error, ErrorKind};
 use once_cell::sync::Lazy;
@@ -45,30 +51,97 @@ pub fn defaults_json() -> String {
     DEFAULT_OPTIONS.to_json()
 }
 
-/// The fresh cached object of `source`, as a new local reference, or null.
-pub fn get<'local>(env: &mut Env<'local>, source: &str) -> Result<JObject<'local>, BridgeError> {
-    local(env, CACHE.get(source))
+/// The fresh cached object of `source`, as a new local reference, or null; writes the source's
+/// id (0: not cached) to `id_out[0]`.
+pub fn get<'local>(
+    env: &mut Env<'local>,
+    source: &str,
+    id_out: &JLongArray<'_>,
+) -> Result<JObject<'local>, BridgeError> {
+    if id_out.is_null() {
+        return Err(BridgeError::Jni(jni::errors::Error::NullPtr("sourceId")));
+    }
+    let (answer, id) = CACHE.get_with_id(source);
+    id_out.set_region(env, 0, &[raw_id(id)])?;
+    local(env, answer)
 }
 
-/// Begins a reload: writes the permit (or 0) to `permit_out[0]`; returns the answer, or null
-/// when this caller leads (and must complete or fail the permit).
+/// The hit path: the fresh cached object of the source `id` names, as a new local reference,
+/// or null (not fresh, or no cached source has this id).
+pub fn get_by_id<'local>(env: &mut Env<'local>, id: jlong) -> Result<JObject<'local>, BridgeError> {
+    let id = SourceId::from_raw(u64::from_ne_bytes(id.to_ne_bytes()));
+    match CACHE.get_by_id(id, |held| env.new_local_ref(held.as_ref())) {
+        Some(local) => Ok(local?),
+        None => Ok(JObject::null()),
+    }
+}
+
+/// Begins a reload: writes the permit (or 0) to `out[0]` and, when `out` has room, the source's
+/// id to `out[1]`; returns the answer, or null when this caller leads (and must complete or
+/// fail the permit).
 pub fn reload<'local>(
     env: &mut Env<'local>,
     source: &str,
-    permit_out: &JLongArray<'_>,
+    out: &JLongArray<'_>,
 ) -> Result<JObject<'local>, BridgeError> {
-    if permit_out.is_null() {
+    let with_id = clear_reload_out(env, out)?;
+    let start = CACHE.begin_reload_with_id(source)?;
+    answer_reload(env, out, with_id, start)
+}
+
+/// [`reload`] for the source `id` names. When no cached source has this id, writes 0 to both
+/// `out[0]` and `out[1]` and returns null: the caller asks again by key.
+pub fn reload_by_id<'local>(
+    env: &mut Env<'local>,
+    id: jlong,
+    out: &JLongArray<'_>,
+) -> Result<JObject<'local>, BridgeError> {
+    let with_id = clear_reload_out(env, out)?;
+    let id = SourceId::from_raw(u64::from_ne_bytes(id.to_ne_bytes()));
+    match CACHE.begin_reload_by_id(id)? {
+        Some(start) => answer_reload(env, out, with_id, start),
+        None => Ok(JObject::null()),
+    }
+}
+
+/// Zeroes the out array before asking, so that a missing or too-short array fails before a
+/// permit exists; returns whether it has room for the id.
+fn clear_reload_out(env: &mut Env<'_>, out: &JLongArray<'_>) -> Result<bool, BridgeError> {
+    if out.is_null() {
         return Err(BridgeError::Jni(jni::errors::Error::NullPtr("permit")));
     }
-    // Written before asking, so that a too-short array fails before a permit exists.
-    permit_out.set_region(env, 0, &[0])?;
-    match CACHE.begin_reload(source)? {
+    out.set_region(env, 0, &[0])?;
+    let with_id = out.len(env)? >= 2;
+    if with_id {
+        out.set_region(env, 1, &[0])?;
+    }
+    Ok(with_id)
+}
+
+fn answer_reload<'local>(
+    env: &mut Env<'local>,
+    out: &JLongArray<'_>,
+    with_id: bool,
+    (start, id): (ReloadStart<CachedObject>, Option<SourceId>),
+) -> Result<JObject<'local>, BridgeError> {
+    if with_id {
+        if let Err(error) = out.set_region(env, 1, &[raw_id(id)]) {
+            if let ReloadStart::Lead(permit) = start {
+                let _ = CACHE.complete(
+                    permit,
+                    Err(Error::new(ErrorKind::Internal, "source id not handed over")),
+                );
+            }
+            return Err(error.into());
+        }
+    }
+    match start {
         ReloadStart::Answer(answer) => local(env, answer),
         ReloadStart::Lead(permit) => {
             let raw = jlong::try_from(permit.to_raw())
                 .map_err(|_| Error::new(ErrorKind::Internal, "permit overflow"))
                 .and_then(|raw| {
-                    permit_out.set_region(env, 0, &[raw]).map_err(|e| {
+                    out.set_region(env, 0, &[raw]).map_err(|e| {
                         Error::new(ErrorKind::Internal, format!("permit not handed over: {e}"))
                     })
                 });
@@ -79,6 +152,10 @@ pub fn reload<'local>(
             Ok(JObject::null())
         }
     }
+}
+
+fn raw_id(id: Option<SourceId>) -> jlong {
+    id.map_or(0, |id| jlong::from_ne_bytes(id.to_raw().to_ne_bytes()))
 }
 
 /// Completes a permit with the keys the leader loaded; returns the keys to use.

@@ -11,8 +11,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -88,11 +89,58 @@ async fn handle(control: &Control, request: Request<Incoming>) -> Response<Full<
             apply(control, fault).await
         }
         ("/faults", &Method::DELETE) => apply(control, Fault::none()).await,
-        ("/health" | "/stats" | "/stats/reset" | "/faults", _) => {
+        ("/sts", &Method::GET) => sts_view(kms),
+        ("/sts", &Method::PUT) => {
+            let body = match Limited::new(body, MAX_BODY_LEN).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(err) => return error_response(StatusCode::BAD_REQUEST, err),
+            };
+            match serde_json::from_slice::<StsSettings>(&body) {
+                Ok(StsSettings {
+                    session_seconds: Some(seconds @ 1..=MAX_SESSION_SECONDS),
+                }) => kms.sts_session_seconds.store(seconds, Ordering::Release),
+                Ok(StsSettings {
+                    session_seconds: None,
+                }) => kms.sts_session_seconds.store(0, Ordering::Release),
+                Ok(StsSettings {
+                    session_seconds: Some(_),
+                }) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("sessionSeconds must be 1..={MAX_SESSION_SECONDS} or null"),
+                    )
+                }
+                Err(err) => return error_response(StatusCode::BAD_REQUEST, err),
+            }
+            sts_view(kms)
+        }
+        ("/sts", &Method::DELETE) => {
+            kms.sts_session_seconds.store(0, Ordering::Release);
+            sts_view(kms)
+        }
+        ("/health" | "/stats" | "/stats/reset" | "/faults" | "/sts", _) => {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => error_response(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// The longest session `PUT /sts` accepts: AWS's `DurationSeconds` maximum.
+const MAX_SESSION_SECONDS: u64 = 43_200;
+
+/// The body of `PUT /sts`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StsSettings {
+    session_seconds: Option<u64>,
+}
+
+fn sts_view(kms: &Kms) -> Response<Full<Bytes>> {
+    let seconds = kms.sts_session_seconds.load(Ordering::Acquire);
+    json_response(
+        StatusCode::OK,
+        &json!({"sessionSeconds": (seconds > 0).then_some(seconds)}),
+    )
 }
 
 /// Puts a fault in effect and switches the KMS port down or back up to match, answering only

@@ -1,12 +1,14 @@
-//! Key specs, signing algorithms and key material, implemented with RustCrypto (deliberately not
-//! the aws-lc-rs the product uses, so the two check each other).
+//! Key specs, signing algorithms and key material, implemented with RustCrypto and, for the RSA
+//! private-key operation, OpenSSL (deliberately not the aws-lc-rs the product uses, so the two
+//! check each other). RustCrypto's constant-time RSA signs about 200 times per second per core,
+//! too slow to benchmark a signer against; OpenSSL signs several times as fast (BENCHMARKS.md).
 
 use std::fmt;
 
 use getrandom::SysRng;
 use p256::ecdsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use p256::ecdsa::signature::SignatureEncoding;
-use rsa::pkcs8::EncodePublicKey;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// The `KeySpec` values the emulator can create.
@@ -245,9 +247,58 @@ impl fmt::Display for CryptoError {
 
 impl std::error::Error for CryptoError {}
 
+/// An RSA private key twice: RustCrypto's for the public key and verification, and the same key
+/// loaded into OpenSSL, which signs.
+pub struct RsaKey {
+    key: rsa::PrivateKey,
+    signer: openssl::pkey::PKey<openssl::pkey::Private>,
+}
+
+impl RsaKey {
+    fn new(key: rsa::PrivateKey) -> Result<RsaKey, CryptoError> {
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|err| CryptoError::new("PKCS#8 encoding failed", err))?;
+        let signer = openssl::pkey::PKey::private_key_from_pkcs8(der.as_bytes())
+            .map_err(|err| CryptoError::new("OpenSSL could not load the RSA key", err))?;
+        Ok(RsaKey { key, signer })
+    }
+
+    /// PKCS#1 v1.5 or PSS (salt length = hash length, MGF1 with the same hash) over a digest.
+    fn sign_digest(
+        &self,
+        hash: HashAlgorithm,
+        padding: RsaPadding,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        use openssl::pkey_ctx::PkeyCtx;
+        use openssl::rsa::Padding;
+        use openssl::sign::RsaPssSaltlen;
+        let md = match hash {
+            HashAlgorithm::Sha256 => openssl::md::Md::sha256(),
+            HashAlgorithm::Sha384 => openssl::md::Md::sha384(),
+            HashAlgorithm::Sha512 => openssl::md::Md::sha512(),
+        };
+        let mut ctx = PkeyCtx::new(&self.signer)?;
+        ctx.sign_init()?;
+        match padding {
+            RsaPadding::Pkcs1V15 => ctx.set_rsa_padding(Padding::PKCS1)?,
+            RsaPadding::Pss => {
+                ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
+                ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                ctx.set_rsa_mgf1_md(md)?;
+            }
+        }
+        ctx.set_signature_md(md)?;
+        let mut signature = Vec::new();
+        ctx.sign_to_vec(digest, &mut signature)?;
+        Ok(signature)
+    }
+}
+
 /// The private key of a KMS key. Symmetric keys carry no material: the emulator never encrypts.
 pub enum KeyMaterial {
-    Rsa(Box<rsa::PrivateKey>),
+    Rsa(Box<RsaKey>),
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     P521(p521::ecdsa::SigningKey),
@@ -275,8 +326,9 @@ impl KeyMaterial {
         use p256::elliptic_curve::Generate as _;
         let rsa = |bits| {
             rsa::PrivateKey::new(&mut SysRng, bits)
-                .map(|key| KeyMaterial::Rsa(Box::new(key)))
                 .map_err(|err| CryptoError::new("RSA key generation failed", err))
+                .and_then(RsaKey::new)
+                .map(|key| KeyMaterial::Rsa(Box::new(key)))
         };
         let rng_failed = |err| CryptoError::new("the system random number generator failed", err);
         match spec {
@@ -299,7 +351,7 @@ impl KeyMaterial {
     /// The public key as DER `SubjectPublicKeyInfo`, or `None` for a symmetric key.
     pub fn public_key_der(&self) -> Option<Result<Vec<u8>, CryptoError>> {
         let der = match self {
-            KeyMaterial::Rsa(key) => key.as_public_key().to_public_key_der(),
+            KeyMaterial::Rsa(key) => key.key.as_public_key().to_public_key_der(),
             KeyMaterial::P256(key) => key.verifying_key().to_public_key_der(),
             KeyMaterial::P384(key) => key.verifying_key().to_public_key_der(),
             KeyMaterial::P521(key) => key.verifying_key().to_public_key_der(),
@@ -322,13 +374,9 @@ impl KeyMaterial {
         digest: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
         let signature = match (self, algorithm.rsa_padding()) {
-            (KeyMaterial::Rsa(key), Some(padding)) => {
-                with_digest!(algorithm.hash(), D => match padding {
-                    RsaPadding::Pkcs1V15 => key.pkcs1v15_sign_prehash_with_rng::<D, _>(&mut SysRng, digest),
-                    RsaPadding::Pss => key.pss_sign_prehash_with_rng::<D, _>(&mut SysRng, digest),
-                })
-                .map_err(|err| CryptoError::new("RSA signing failed", err))
-            }
+            (KeyMaterial::Rsa(key), Some(padding)) => key
+                .sign_digest(algorithm.hash(), padding, digest)
+                .map_err(|err| CryptoError::new("RSA signing failed", err)),
             (KeyMaterial::P256(key), None) => {
                 ecdsa_sign::<_, p256::ecdsa::DerSignature>(key, digest)
             }
@@ -355,7 +403,7 @@ impl KeyMaterial {
     ) -> bool {
         match (self, algorithm.rsa_padding()) {
             (KeyMaterial::Rsa(key), Some(padding)) => {
-                let public = key.as_public_key();
+                let public = key.key.as_public_key();
                 with_digest!(algorithm.hash(), D => match padding {
                     RsaPadding::Pkcs1V15 => public.pkcs1v15_verify_prehash::<D>(digest, signature),
                     RsaPadding::Pss => public.pss_verify_prehash::<D>(digest, signature),
@@ -470,6 +518,22 @@ mod tests {
                 "{algorithm}"
             );
         }
+    }
+
+    #[test]
+    fn openssl_pkcs1_signatures_equal_rustcrypto_ones() {
+        let KeyMaterial::Rsa(key) = KeyMaterial::generate(KeySpec::Rsa2048).expect("key") else {
+            panic!("an RSA key spec made another kind of key");
+        };
+        let digest = HashAlgorithm::Sha256.digest(b"message");
+        let ours = key
+            .sign_digest(HashAlgorithm::Sha256, RsaPadding::Pkcs1V15, &digest)
+            .expect("OpenSSL signing");
+        let theirs = key
+            .key
+            .pkcs1v15_sign_prehash_with_rng::<Sha256, _>(&mut SysRng, &digest)
+            .expect("RustCrypto signing");
+        assert_eq!(ours, theirs.to_vec());
     }
 
     #[test]

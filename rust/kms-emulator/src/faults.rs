@@ -27,6 +27,12 @@ pub enum FaultMode {
     /// Close the KMS listener and its connections (connection refused) until the faults are
     /// changed or cleared.
     Down,
+    /// Handle the request, send the status line, headers and half of the body, then reset the
+    /// connection (TCP RST): the answer is lost mid-response, after the work was done.
+    Reset,
+    /// `Sign` only: answer with a well-formed signature of the key over another message (one
+    /// bit of `Message` flipped), which does not verify for the message sent.
+    BadSignature,
 }
 
 /// The body of `PUT /faults`. Absent members take their defaults: mode `none`, no latency, all
@@ -101,6 +107,13 @@ impl Fault {
             }
             (_, Some(_)) => return Err("status applies to mode server-error only".to_owned()),
         };
+        if request.mode == FaultMode::BadSignature
+            && operations
+                .iter()
+                .any(|operation| *operation != Operation::Sign)
+        {
+            return Err("mode bad-signature applies to Sign only".to_owned());
+        }
         if request.mode == FaultMode::Down
             && (!operations.is_empty() || request.count.is_some() || request.latency_ms > 0)
         {
@@ -140,6 +153,7 @@ impl Fault {
     fn matches(&self, operation: Operation) -> bool {
         self.remaining != Some(0)
             && (self.operations.is_empty() || self.operations.contains(&operation))
+            && (self.mode != FaultMode::BadSignature || operation == Operation::Sign)
     }
 }
 
@@ -163,6 +177,10 @@ pub enum Effect {
     Drop,
     /// Wait until the faults change, then handle the request normally.
     Hang,
+    /// Handle the request, then cut the response short with a connection reset.
+    Reset,
+    /// Sign another message than the one sent.
+    BadSignature,
 }
 
 /// The fault in effect. Every change bumps a generation that hung requests wait on.
@@ -219,6 +237,8 @@ impl Faults {
             // A request that slipped in while the port was going down is cut off too.
             FaultMode::Drop | FaultMode::Down => Effect::Drop,
             FaultMode::Hang => Effect::Hang,
+            FaultMode::Reset => Effect::Reset,
+            FaultMode::BadSignature => Effect::BadSignature,
         };
         Decision {
             latency: fault.latency,
@@ -254,7 +274,11 @@ mod tests {
     fn failure(faults: &Faults) -> Option<ErrorKind> {
         match faults.decide(Operation::Sign).effect {
             Effect::Fail(err) => Some(err.kind()),
-            Effect::Proceed | Effect::Drop | Effect::Hang => None,
+            Effect::Proceed
+            | Effect::Drop
+            | Effect::Hang
+            | Effect::Reset
+            | Effect::BadSignature => None,
         }
     }
 
@@ -308,6 +332,25 @@ mod tests {
         tokio::time::timeout(wait, faults.changed_since(decision.generation))
             .await
             .expect("released");
+    }
+
+    #[test]
+    fn a_bad_signature_fault_spares_every_operation_but_sign() {
+        let faults = Faults::default();
+        faults.set(fault(r#"{"mode":"bad-signature","count":1}"#).expect("valid"));
+        assert!(matches!(
+            faults.decide(Operation::GetPublicKey).effect,
+            Effect::Proceed
+        ));
+        assert!(matches!(
+            faults.decide(Operation::Sign).effect,
+            Effect::BadSignature
+        ));
+        assert!(matches!(
+            faults.decide(Operation::Sign).effect,
+            Effect::Proceed
+        ));
+        assert!(fault(r#"{"mode":"bad-signature","operations":["Verify"]}"#).is_err());
     }
 
     #[test]

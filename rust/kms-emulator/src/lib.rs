@@ -174,6 +174,7 @@ pub async fn start(config: Config) -> Result<Emulator, StartError> {
         stats: Stats::default(),
         faults: Faults::default(),
         log_requests: config.log_requests,
+        sts_session_seconds: std::sync::atomic::AtomicU64::new(0),
     });
     let mut keys = BTreeMap::new();
     for InitialKey { alias, spec } in config.keys {

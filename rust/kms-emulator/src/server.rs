@@ -3,20 +3,26 @@
 //! execute.
 
 use std::fmt;
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
@@ -44,6 +50,10 @@ pub struct Kms {
     pub stats: Stats,
     pub faults: Faults,
     pub log_requests: bool,
+    /// Test knob (`PUT /sts`): issued credentials last this many seconds whatever
+    /// `DurationSeconds` asked for; 0 = as asked (AWS). Lets tests see credentials expire and
+    /// be refreshed in seconds rather than AWS's 15-minute minimum.
+    pub sts_session_seconds: std::sync::atomic::AtomicU64,
 }
 
 /// Binds a listening socket with `SO_REUSEADDR`, so the port can be bound again after `down`.
@@ -195,10 +205,13 @@ fn spawn_connection(
     let kms = Arc::clone(kms);
     let mut wanted_up = port.wanted_up.subscribe();
     let mut shutdown = shutdown.clone();
+    let stream = ResettableStream::new(stream);
+    let reset = Arc::clone(&stream.reset);
     tokio::spawn(async move {
         let service = service_fn(move |request| {
             let kms = Arc::clone(&kms);
-            async move { handle(&kms, request).await }
+            let reset = Arc::clone(&reset);
+            async move { handle(&kms, request, &reset).await }
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
         // Dropping the connection closes the socket, also mid-request.
@@ -208,6 +221,141 @@ fn spawn_connection(
             _ = wait_until(&mut shutdown, true) => {}
         }
     });
+}
+
+/// A connection's socket that can be told to end with a reset (RST, `SO_LINGER` 0) instead of
+/// an orderly close when it is dropped: the `reset` fault.
+#[derive(Debug)]
+struct ResettableStream {
+    inner: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl ResettableStream {
+    fn new(inner: TcpStream) -> Self {
+        ResettableStream {
+            inner,
+            reset: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Acquire) {
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The body of a response the `reset` fault cuts short: announces the whole length, sends the
+/// first half, pauses so that it reaches the client, then fails (hyper then drops the
+/// connection, which the [`ResettableStream`] resets).
+#[derive(Debug)]
+pub struct Truncated {
+    first_half: Option<Bytes>,
+    full_length: u64,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// How long the first half of a reset response is left to reach the client.
+const RESET_PAUSE: Duration = Duration::from_millis(50);
+
+impl Truncated {
+    fn new(body: Bytes) -> Self {
+        let half = body.len() / 2;
+        Truncated {
+            full_length: body.len() as u64,
+            first_half: Some(body.slice(..half)),
+            pause: None,
+        }
+    }
+}
+
+impl Body for Truncated {
+    type Data = Bytes;
+    type Error = ConnectionDropped;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ConnectionDropped>>> {
+        if let Some(first_half) = self.first_half.take() {
+            self.pause = Some(Box::pin(tokio::time::sleep(RESET_PAUSE)));
+            return Poll::Ready(Some(Ok(Frame::data(first_half))));
+        }
+        match self.pause.as_mut() {
+            Some(pause) => match pause.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Poll::Ready(Some(Err(ConnectionDropped))),
+            },
+            None => Poll::Ready(Some(Err(ConnectionDropped))),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.full_length)
+    }
+}
+
+/// What the KMS port answers with: a whole body, or one the `reset` fault cuts short.
+pub type ResponseBody = Either<Full<Bytes>, Truncated>;
+
+fn whole(response: Response<Full<Bytes>>) -> Response<ResponseBody> {
+    response.map(Either::Left)
+}
+
+/// `Message` of a `Sign` request with its first bit flipped, for the `bad-signature` fault; the
+/// body as it was when it has no readable message (the operation then refuses it as usual).
+fn with_other_message(body: &[u8]) -> Bytes {
+    let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Bytes::copy_from_slice(body);
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    let flipped = request
+        .get("Message")
+        .and_then(|message| message.as_str())
+        .and_then(|message| engine.decode(message).ok())
+        .filter(|message| !message.is_empty())
+        .map(|mut message| {
+            message[0] ^= 0x01;
+            engine.encode(message)
+        });
+    match flipped {
+        Some(message) => {
+            request["Message"] = serde_json::Value::String(message);
+            Bytes::from(serde_json::to_vec(&request).unwrap_or_else(|_| body.to_vec()))
+        }
+        None => Bytes::copy_from_slice(body),
+    }
 }
 
 /// Returned by the request handler to make hyper close the connection without a response.
@@ -273,7 +421,8 @@ impl Routed {
 async fn handle(
     kms: &Kms,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
+    reset: &AtomicBool,
+) -> Result<Response<ResponseBody>, ConnectionDropped> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let protocol = if sts::is_sts_request(&parts) {
@@ -288,7 +437,7 @@ async fn handle(
                 ErrorKind::Validation,
                 format!("The request body is larger than {MAX_BODY_LEN} bytes."),
             );
-            return Ok(protocol.error_response(&err, &request_id));
+            return Ok(whole(protocol.error_response(&err, &request_id)));
         }
         // The client went away mid-request.
         Err(_) => return Err(ConnectionDropped),
@@ -301,7 +450,7 @@ async fn handle(
                 kms,
                 format_args!("{} {} -> {err}", parts.method, parts.uri.path()),
             );
-            return Ok(protocol.error_response(&err, &request_id));
+            return Ok(whole(protocol.error_response(&err, &request_id)));
         }
     };
     let operation = routed.operation();
@@ -318,6 +467,8 @@ async fn handle(
             () = kms.faults.changed_since(decision.generation) => {}
         }
     }
+    let mut cut_short = false;
+    let mut executed_body = body.clone();
     match decision.effect {
         Effect::Proceed => {}
         Effect::Fail(err) => {
@@ -329,7 +480,7 @@ async fn handle(
                     err.message()
                 ),
             );
-            return Ok(protocol.error_response(&err, &request_id));
+            return Ok(whole(protocol.error_response(&err, &request_id)));
         }
         Effect::Drop => {
             log(
@@ -342,25 +493,52 @@ async fn handle(
             log(kms, format_args!("{operation} {subject} -> fault: hanging"));
             kms.faults.changed_since(decision.generation).await;
         }
+        Effect::Reset => cut_short = true,
+        Effect::BadSignature => {
+            log(
+                kms,
+                format_args!("{operation} {subject} -> fault: signing another message"),
+            );
+            executed_body = with_other_message(&body);
+        }
     }
 
     let outcome = match &routed {
-        Routed::Kms(operation) => authorize_and_execute(kms, *operation, &parts, &body).await,
+        Routed::Kms(operation) => {
+            authorize_and_execute(kms, *operation, &parts, &body, &executed_body).await
+        }
         Routed::Sts(_, params) => assume_role(kms, &parts, &body, params, &request_id),
     };
-    match outcome {
+    let response = match outcome {
         Ok(response) => {
             log(kms, format_args!("{operation} {subject} -> ok"));
-            Ok(protocol.success_response(&request_id, response))
+            protocol.success_response(&request_id, response)
         }
         Err(err) => {
             log(
                 kms,
                 format_args!("{operation} {subject} -> {}", protocol.error_name(&err)),
             );
-            Ok(protocol.error_response(&err, &request_id))
+            protocol.error_response(&err, &request_id)
         }
+    };
+    if !cut_short {
+        return Ok(whole(response));
     }
+    log(
+        kms,
+        format_args!("{operation} {subject} -> fault: connection reset mid-response"),
+    );
+    reset.store(true, Ordering::Release);
+    let (parts, body) = response.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    Ok(Response::from_parts(
+        parts,
+        Either::Right(Truncated::new(body)),
+    ))
 }
 
 /// KMS takes `POST /` with the operation in `X-Amz-Target`; STS takes `POST /` with a form body
@@ -394,11 +572,14 @@ fn route(protocol: Protocol, parts: &Parts, body: &[u8]) -> Result<Routed, KmsEr
         })
 }
 
+/// Authenticates the request as sent (`body`) and executes `executed_body` (the same, unless the
+/// `bad-signature` fault changed the message).
 async fn authorize_and_execute(
     kms: &Kms,
     operation: Operation,
     parts: &Parts,
     body: &[u8],
+    executed_body: &[u8],
 ) -> Result<Bytes, KmsError> {
     let caller = sigv4::authenticate(parts, body, "kms", &kms.identities, SystemTime::now())?;
     sigv4::require_region(parts, kms.store.region())?;
@@ -415,7 +596,7 @@ async fn authorize_and_execute(
             ),
         ));
     }
-    operations::execute(&kms.store, operation, body).await
+    operations::execute(&kms.store, operation, executed_body).await
 }
 
 /// STS `AssumeRole`: SigV4 for service `sts` with the caller's own credentials, then `sts`.
@@ -428,7 +609,11 @@ fn assume_role(
 ) -> Result<Bytes, KmsError> {
     let now = SystemTime::now();
     let caller = sigv4::authenticate(parts, body, sts::SERVICE, &kms.identities, now)?;
-    sts::assume_role(&kms.identities, &caller, params, request_id, now)
+    let lifetime = match kms.sts_session_seconds.load(Ordering::Acquire) {
+        0 => None,
+        seconds => Some(Duration::from_secs(seconds)),
+    };
+    sts::assume_role(&kms.identities, &caller, params, request_id, now, lifetime)
 }
 
 /// The key a request names, for the log: `KeyId`, else `AliasName`; printable and bounded.

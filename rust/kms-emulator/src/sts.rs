@@ -101,6 +101,7 @@ pub fn assume_role(
     params: &Params,
     request_id: &str,
     now: SystemTime,
+    lifetime: Option<Duration>,
 ) -> Result<Bytes, KmsError> {
     let request = AssumeRoleRequest::validate(params)?;
     let role = identities.authorize_assume_role(caller, request.role_arn, request.external_id)?;
@@ -113,7 +114,7 @@ pub fn assume_role(
     let issued = identities.issue(
         role,
         request.session_name,
-        Duration::from_secs(request.duration_seconds),
+        lifetime.unwrap_or(Duration::from_secs(request.duration_seconds)),
         now,
     )?;
     let mut xml = String::new();
@@ -508,6 +509,7 @@ mod tests {
             &Params::parse(query.as_bytes()),
             "id",
             now,
+            None,
         )
         .expect("long-term callers may ask for two hours");
         let xml = String::from_utf8(xml.to_vec()).expect("UTF-8");
@@ -525,6 +527,7 @@ mod tests {
             &Params::parse(query.as_bytes()),
             "id",
             now,
+            None,
         )
         .expect_err("chained sessions get an hour");
         assert_eq!(err.kind(), ErrorKind::Validation);
@@ -535,6 +538,7 @@ mod tests {
             &Params::parse(query.as_bytes()),
             "id",
             now,
+            None,
         )
         .expect("an hour is fine");
     }

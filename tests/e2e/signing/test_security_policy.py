@@ -340,3 +340,52 @@ def test_a_masked_secret_does_not_follow_a_changed_sts_endpoint_and_is_accepted_
     tokens = issue_tokens(keycloak, realm, login)
     assert_signed_by(keycloak, realm, tokens["access_token"], "RS256", spki)
     assert emulator.calls().get("AssumeRole", 0) >= 1
+
+
+# --- a policy tightened after the fact (last: it restarts the module's Keycloak) --------------------
+
+
+def test_a_policy_tightened_after_saving_stops_signing_with_one_clear_log_line_and_no_software_key(
+    strict, kms, emulator, login
+):
+    realm = tenant_realm(strict, login, "policy-tightened")
+    alias = "alias/e2e-policy-shared-tightened"
+    _, spki = create_kms_key(kms, "RSA_2048", alias)
+    created = strict.admin.create_component(realm, access_key_component("shared", alias, emulator))
+    assert created.status_code == 201, f"{created.status_code} {created.text[:2000]}"
+    tokens = issue_tokens(strict.keycloak, realm, login)
+    assert_signed_by(strict.keycloak, realm, tokens["access_token"], "RS256", spki)
+
+    # The operator drops the shared keys from the allow-list; the stored provider stays as it is.
+    strict.keycloak.restart({f"{OPTION}allowed-key-ids": "alias/e2e-policy-$${realm}-*"})
+    offset = strict.keycloak.log_size()
+    emulator.reset_stats()
+
+    refused = [
+        strict.keycloak.password_grant(realm, login.client_id, login.client_secret, login.username, login.password)
+        for _ in range(3)
+    ]
+
+    assert [r.status_code for r in refused] == [500, 500, 500], [(r.status_code, r.text[:300]) for r in refused]
+    assert "access_token" not in "".join(r.text for r in refused)
+    assert emulator.calls().get("Sign", 0) == 0, "nothing was signed under a policy that refuses the key"
+    log = strict.log_since(offset)
+    warning = "does not fit this server's policy and will not sign"
+    assert log.count(warning) == 1, log[-4000:]
+    [line] = [line for line in log.splitlines() if warning in line]
+    assert f"realm {realm}" in line and "--spi-keys--aws-kms--allowed-key-ids" in line, line
+    providers = [c["providerId"] for c in strict.admin.key_providers(realm)]
+    assert not [c for c in strict.admin.key_providers(realm) if c["name"].startswith("fallback-")], providers
+    assert realms.AWS_KMS_PROVIDER_ID in providers
+    # A realm's own key (alias/e2e-policy-${realm}-*) still signs under the tightened policy.
+    own = tenant_realm(strict, login, "policy-tenant")
+    if not [c for c in aws_kms_components(strict.admin, own) if c["name"] == "own"]:
+        response = strict.admin.create_component(
+            own, access_key_component("own", "alias/e2e-policy-policy-tenant-a", emulator)
+        )
+        assert response.status_code == 201, f"{response.status_code} {response.text[:2000]}"
+    own_tokens = issue_tokens(strict.keycloak, own, login)
+    assert_signed_by(
+        strict.keycloak, own, own_tokens["access_token"], "RS256",
+        kms.get_public_key(KeyId="alias/e2e-policy-policy-tenant-a")["PublicKey"],
+    )

@@ -123,6 +123,37 @@ def test_vault_references_that_resolve_are_saved_as_references_and_the_key_signs
         assert_signed_by(keycloak, realm, tokens[name], "RS256", spki)
 
 
+def test_a_kept_vault_reference_is_not_resolved_toward_a_changed_endpoint_until_it_is_entered_again(
+    keycloak, admin, emulator, make_realm, rsa_key, login
+):
+    alias, _, spki = rsa_key
+    realm = "vault-kept-destination"
+    secret_ref = keycloak.write_vault_secret(realm, "kms-secret", emulator.secret_access_key)
+    credentials = realms.access_key_credentials(emulator.access_key_id, secret_ref)
+    make_realm(realm, "RS256", [realms.kms_component("from-vault", "RS256", alias, emulator.kms_url, credentials)])
+    [listed] = aws_kms_components(admin, realm)
+    stored = admin.component(realm, listed["id"]).json()
+    assert component_config(stored)["secretAccessKey"] == MASKED
+    # The same emulator spelt differently: what matters is that the destination changed.
+    moved = emulator.kms_url.replace("127.0.0.1", "localhost")
+    emulator.reset_stats()
+
+    kept = admin.update_component(realm, listed["id"], realms.with_config(stored, endpointUrl=moved))
+
+    message = refusal_message(kept, "a kept vault reference toward a changed endpoint")
+    assert message.startswith("'Secret access key' was saved for another destination"), message
+    assert emulator.calls() == {}, "the vault secret was resolved toward no one"
+    assert component_config(admin.component(realm, listed["id"]).json())["endpointUrl"] == emulator.kms_url
+
+    entered = admin.update_component(
+        realm, listed["id"], realms.with_config(stored, endpointUrl=moved, secretAccessKey=secret_ref)
+    )
+    assert entered.status_code == 204, f"{entered.status_code} {entered.text[:2000]}"
+    assert component_config(admin.component(realm, listed["id"]).json())["endpointUrl"] == moved
+    tokens = issue_tokens(keycloak, realm, login)
+    assert_signed_by(keycloak, realm, tokens["access_token"], "RS256", spki)
+
+
 @pytest.mark.parametrize(
     ("field", "label"), [("secretAccessKey", "Secret access key"), ("externalId", "External ID")]
 )

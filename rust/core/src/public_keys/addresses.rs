@@ -22,7 +22,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::settings::{DENIED_ADDRESSES_OPTION, DENY_PRIVATE_NETWORKS_OPTION};
-use crate::error::{Error, Result};
+use crate::error::{quoted_input, Error, Result};
 
 /// A network in CIDR notation: an address and how many leading bits of it count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +56,12 @@ impl Network {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text, None),
         };
-        let address: IpAddr = address
-            .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR network"))?;
+        let address: IpAddr = address.parse().map_err(|_| {
+            format!(
+                "\"{}\" is not an IP address or CIDR network",
+                quoted_input(text)
+            )
+        })?;
         let max = match address {
             IpAddr::V4(_) => 32,
             IpAddr::V6(_) => 128,
@@ -69,12 +72,18 @@ impl Network {
                 .parse::<u8>()
                 .ok()
                 .filter(|prefix| *prefix <= max)
-                .ok_or_else(|| format!("{text:?} has a prefix length outside 0..={max}"))?,
+                .ok_or_else(|| {
+                    format!(
+                        "\"{}\" has a prefix length outside 0..={max}",
+                        quoted_input(text)
+                    )
+                })?,
         };
         let network = Network { address, prefix };
         if !network.contains(address) || network.first() != address {
             return Err(format!(
-                "{text:?} has host bits set; the network is {}",
+                "\"{}\" has host bits set; the network is {}",
+                quoted_input(text),
                 Network {
                     address: network.first(),
                     prefix

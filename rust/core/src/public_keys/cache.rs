@@ -19,16 +19,29 @@
 //!   moment they stopped being fresh; after that the failure reaches the caller.
 //!
 //! The global lock is never held while a loader runs, and the LRU bound counts sources.
+//!
+//! **Hits take no lock.** Every cached source has a [`SourceId`], a number the cache hands out
+//! with its answers, which names that source for as long as the cache keeps it and never another
+//! one (a slot number with a generation that is never reused). [`KeyCache::get_by_id`] reads the
+//! source's published keys from its slot without the global lock and without writing to memory
+//! another thread reads (the recency of a use is written at most once per millisecond per
+//! source, the hit counter is striped), so concurrent hits do not queue. Everything else — a
+//! miss, a reload, a completed load, an eviction — takes the global lock and republishes the
+//! slot; an id whose source was evicted (or replaced after idling out) answers as unknown.
+//! Recency is a use's time to within [`TOUCH_GRANULARITY`]: when the cache is full, the source
+//! used longest ago goes first (ties: the one the locked paths touched least recently).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use lru::LruCache;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -173,8 +186,8 @@ impl CacheStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Striped,
+    misses: Striped,
     loads: AtomicU64,
     load_failures: AtomicU64,
     throttled: AtomicU64,
@@ -186,7 +199,46 @@ fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Stripes of a counter that many threads bump at once; one cache line each.
+const STRIPES: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Stripe(AtomicU64);
+
+/// A counter bumped on the lock-free hit path: each thread adds to its own stripe (threads are
+/// dealt stripes in turn), so that concurrent hits do not fight over one cache line.
+#[derive(Debug, Default)]
+struct Striped([Stripe; STRIPES]);
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+impl Striped {
+    fn add(&self) {
+        let stripe = STRIPE.with(|stripe| {
+            if stripe.get() == usize::MAX {
+                stripe.set(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES);
+            }
+            stripe.get()
+        });
+        if let Some(Stripe(counter)) = self.0.get(stripe) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().fold(0, |sum, Stripe(counter)| {
+            sum.wrapping_add(counter.load(Ordering::Relaxed))
+        })
+    }
+}
+
 /// The last good keys of a source, with times on the monotonic clock.
+#[derive(Clone)]
 struct Good<T> {
     value: T,
     loaded_at: Duration,
@@ -195,8 +247,8 @@ struct Good<T> {
 }
 
 impl<T> Good<T> {
-    fn fresh_until(&self, policy: &CachePolicy) -> Duration {
-        let by_age = self.loaded_at.saturating_add(policy.max_age);
+    fn fresh_until(&self, max_age: Duration) -> Duration {
+        let by_age = self.loaded_at.saturating_add(max_age);
         match self.expires_at {
             Some(expires_at) => by_age.min(expires_at),
             None => by_age,
@@ -204,13 +256,13 @@ impl<T> Good<T> {
     }
 
     fn is_fresh(&self, now: Duration, policy: &CachePolicy) -> bool {
-        now <= self.fresh_until(policy)
+        now <= self.fresh_until(policy.max_age)
     }
 
     /// Fresh, or stale by no more than the stale-on-error limit.
     fn is_usable(&self, now: Duration, policy: &CachePolicy) -> bool {
         now <= self
-            .fresh_until(policy)
+            .fresh_until(policy.max_age)
             .saturating_add(policy.stale_on_error)
     }
 }
@@ -229,6 +281,131 @@ impl Permit {
     pub fn from_raw(raw: u64) -> Self {
         Permit(raw)
     }
+}
+
+/// A cached source's number, handed out by the cache ([`KeyCache::get_with_id`],
+/// [`KeyCache::begin_reload_with_id`]) so that callers across JNI can name the source without
+/// its key. It names that source for as long as the cache keeps it, and never another source:
+/// a slot number and that slot's generation, which grows each time the slot is given to a
+/// source and is never reused (a slot whose generation ran out is retired). Never 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceId(u64);
+
+/// Bits of a [`SourceId`] that number the slot; the rest is the generation.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+/// The last generation a slot is given out with.
+const MAX_GENERATION: u64 = u64::MAX >> SLOT_BITS;
+/// Slots are allocated in chunks of this many, as the cache grows; a chunk is never freed.
+const CHUNK_BITS: u32 = 12;
+const CHUNK_SLOTS: usize = 1 << CHUNK_BITS;
+const CHUNKS: usize = 1 << (SLOT_BITS - CHUNK_BITS);
+/// At most this many sources have ids at once; a source beyond it is served by key only.
+pub const MAX_SOURCE_IDS: usize = CHUNKS * CHUNK_SLOTS;
+
+/// A hit writes the time of its use only when the recorded one is at least this much older, so
+/// that threads hitting one source do not keep writing to one cache line. Idle times and the LRU
+/// order are exact to within this.
+pub const TOUCH_GRANULARITY: Duration = Duration::from_millis(1);
+
+impl SourceId {
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// An id as Java handed it back; an unknown, stale or made-up one is answered as unknown,
+    /// never trusted.
+    pub fn from_raw(raw: u64) -> Self {
+        SourceId(raw)
+    }
+
+    fn new(slot: usize, generation: u64) -> Self {
+        SourceId((generation << SLOT_BITS) | (slot as u64 & SLOT_MASK))
+    }
+
+    fn slot(self) -> usize {
+        usize::try_from(self.0 & SLOT_MASK).unwrap_or(usize::MAX)
+    }
+
+    fn generation(self) -> u64 {
+        self.0 >> SLOT_BITS
+    }
+}
+
+/// What a hit reads without the lock: the source's last good keys as of the last change.
+struct Published<T> {
+    id: SourceId,
+    good: Option<Good<T>>,
+}
+
+struct Slot<T> {
+    /// The source now in this slot; replaced (never changed in place) under the global lock.
+    entry: ArcSwapOption<Published<T>>,
+    /// Nanoseconds on the cache clock of the last use a hit recorded (see
+    /// [`TOUCH_GRANULARITY`]); the locked paths keep their own, the later one counts.
+    last_used: AtomicU64,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            entry: ArcSwapOption::empty(),
+            last_used: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The slot table, readable without the lock. Only the locked paths give out and take back
+/// slots ([`Inner::allocate_slot`], [`Inner::remove`]).
+struct Slots<T> {
+    chunks: Box<[OnceLock<Chunk<T>>]>,
+}
+
+type Chunk<T> = Box<[Slot<T>]>;
+
+impl<T> Slots<T> {
+    fn new() -> Self {
+        Slots {
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The slot, if its chunk exists.
+    fn get(&self, slot: usize) -> Option<&Slot<T>> {
+        self.chunks
+            .get(slot >> CHUNK_BITS)?
+            .get()?
+            .get(slot & (CHUNK_SLOTS - 1))
+    }
+
+    /// The slot, allocating its chunk when the table grows into it.
+    fn get_or_grow(&self, slot: usize) -> Option<&Slot<T>> {
+        self.chunks
+            .get(slot >> CHUNK_BITS)?
+            .get_or_init(|| (0..CHUNK_SLOTS).map(|_| Slot::default()).collect())
+            .get(slot & (CHUNK_SLOTS - 1))
+    }
+
+    /// Records a use the locked paths saw, for the hits' idle check as well.
+    fn touch(&self, id: Option<SourceId>, now: Duration) {
+        if let Some(slot) = id.and_then(|id| self.get(id.slot())) {
+            slot.last_used.fetch_max(nanos(now), Ordering::Relaxed);
+        }
+    }
+
+    /// When the source was last used: the later of the locked paths' record and the hits'.
+    fn used_at<V>(&self, source: &Source<V>) -> Duration {
+        let by_hits = source
+            .id
+            .and_then(|id| self.get(id.slot()))
+            .map(|slot| Duration::from_nanos(slot.last_used.load(Ordering::Relaxed)))
+            .unwrap_or(Duration::ZERO);
+        source.last_used.max(by_hits)
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What [`KeyCache::begin_reload`] tells its caller.
@@ -281,15 +458,19 @@ impl<T: Clone> Flight<T> {
 }
 
 struct Source<T> {
+    /// `None` only when every id is taken ([`MAX_SOURCE_IDS`]).
+    id: Option<SourceId>,
     good: Option<Good<T>>,
+    /// The last use the locked paths saw; hits record theirs in the slot.
     last_used: Duration,
     last_attempt: Option<Duration>,
     flight: Option<Arc<Flight<T>>>,
 }
 
 impl<T: Clone> Source<T> {
-    fn new(now: Duration) -> Self {
+    fn new(now: Duration, id: Option<SourceId>) -> Self {
         Source {
+            id,
             good: None,
             last_used: now,
             last_attempt: None,
@@ -298,8 +479,8 @@ impl<T: Clone> Source<T> {
     }
 
     /// Unused for longer than the max idle time, and not being loaded.
-    fn is_idle(&self, now: Duration, policy: &CachePolicy) -> bool {
-        self.flight.is_none() && now.saturating_sub(self.last_used) > policy.max_idle
+    fn is_idle(&self, now: Duration, policy: &CachePolicy, slots: &Slots<T>) -> bool {
+        self.flight.is_none() && now.saturating_sub(slots.used_at(self)) > policy.max_idle
     }
 
     fn fresh_value(&self, now: Duration, policy: &CachePolicy) -> Option<T> {
@@ -320,14 +501,111 @@ impl<T: Clone> Source<T> {
 
 struct Inner<T> {
     policy: CachePolicy,
-    sources: LruCache<String, Source<T>>,
+    /// Every cached source; the order is the locked paths' recency, which breaks ties of
+    /// [`Slots::used_at`]. The bound is kept by [`Inner::make_room`], not by the map.
+    sources: LruCache<Arc<str>, Source<T>>,
+    /// The key of each source that has an id.
+    keys_by_id: HashMap<SourceId, Arc<str>>,
+    /// Slots given back, to give out again with their next generation.
+    free_slots: Vec<usize>,
+    /// The generation each slot was last given out with; its length is the slots ever used.
+    generations: Vec<u64>,
     /// Loads in progress by permit, with their source: a source evicted meanwhile still has its
     /// flight here until the permit is completed or expires.
-    flights: HashMap<Permit, (String, Arc<Flight<T>>)>,
+    flights: HashMap<Permit, (Arc<str>, Arc<Flight<T>>)>,
     next_permit: u64,
 }
 
+/// What leaves the cache under the lock, dropped after it is released (dropping the JNI
+/// crate's values deletes global references).
+type Removed<T> = Vec<(Option<Source<T>>, Option<Arc<Published<T>>>)>;
+
 impl<T: Clone> Inner<T> {
+    /// Gives a new source a slot and an id, or none when every id is taken.
+    fn allocate_slot(&mut self, slots: &Slots<T>, now: Duration) -> Option<SourceId> {
+        let (slot, generation) = match self.free_slots.pop() {
+            Some(slot) => {
+                let generation = self.generations.get(slot)?.checked_add(1)?;
+                (slot, generation)
+            }
+            None if self.generations.len() < MAX_SOURCE_IDS => (self.generations.len(), 1),
+            None => return None,
+        };
+        let cell = slots.get_or_grow(slot)?;
+        match self.generations.get_mut(slot) {
+            Some(last) => *last = generation,
+            None => self.generations.push(generation),
+        }
+        let id = SourceId::new(slot, generation);
+        cell.last_used.store(nanos(now), Ordering::Relaxed);
+        // Nothing was published in a free slot; no old value to drop.
+        cell.entry
+            .store(Some(Arc::new(Published { id, good: None })));
+        Some(id)
+    }
+
+    /// Adds a source under `key` (not cached yet), making room first.
+    fn insert(&mut self, slots: &Slots<T>, key: &str, now: Duration, removed: &mut Removed<T>) {
+        self.make_room(
+            slots,
+            self.policy.max_entries.get().saturating_sub(1),
+            removed,
+        );
+        let key: Arc<str> = Arc::from(key);
+        let id = self.allocate_slot(slots, now);
+        if let Some(id) = id {
+            self.keys_by_id.insert(id, Arc::clone(&key));
+        }
+        self.sources.push(key, Source::new(now, id));
+    }
+
+    /// Drops the least recently used sources until at most `bound` remain.
+    fn make_room(&mut self, slots: &Slots<T>, bound: usize, removed: &mut Removed<T>) {
+        while self.sources.len() > bound {
+            // From the least to the most recently touched by the locked paths: the first of
+            // equally old uses goes.
+            let victim = self
+                .sources
+                .iter()
+                .rev()
+                .min_by_key(|(_, source)| slots.used_at(source))
+                .map(|(key, _)| Arc::clone(key));
+            match victim {
+                Some(victim) => removed.push(self.remove(slots, &victim)),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets one source and takes back its slot.
+    fn remove(
+        &mut self,
+        slots: &Slots<T>,
+        key: &str,
+    ) -> (Option<Source<T>>, Option<Arc<Published<T>>>) {
+        let source = self.sources.pop(key);
+        let published = source.as_ref().and_then(|source| source.id).and_then(|id| {
+            self.keys_by_id.remove(&id);
+            let published = slots.get(id.slot())?.entry.swap(None);
+            if id.generation() < MAX_GENERATION {
+                self.free_slots.push(id.slot());
+            }
+            published
+        });
+        (source, published)
+    }
+
+    /// Makes the source's current keys what hits see.
+    fn publish(&self, slots: &Slots<T>, key: &str) -> Option<Arc<Published<T>>> {
+        let source = self.sources.peek(key)?;
+        let id = source.id?;
+        let published = Published {
+            id,
+            good: source.good.clone(),
+        };
+        slots.get(id.slot())?.entry.swap(Some(Arc::new(published)))
+    }
+
     /// Drops flights whose permit expired, answering their followers as for a failed load.
     fn expire_flights(&mut self, now: Duration) {
         let policy = self.policy;
@@ -339,7 +617,7 @@ impl<T: Clone> Inner<T> {
             .collect();
         for permit in expired {
             if let Some((source, flight)) = self.flights.remove(&permit) {
-                if let Some(entry) = self.sources.peek_mut(&source) {
+                if let Some(entry) = self.sources.peek_mut(&*source) {
                     if entry
                         .flight
                         .as_ref()
@@ -365,6 +643,11 @@ impl<T: Clone> Inner<T> {
 pub struct KeyCache<T> {
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner<T>>,
+    /// What hits read without the lock.
+    slots: Slots<T>,
+    /// The policy's max age and max idle time in nanoseconds, for hits.
+    max_age_nanos: AtomicU64,
+    max_idle_nanos: AtomicU64,
     counters: Counters,
 }
 
@@ -393,20 +676,33 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             clock,
             inner: Mutex::new(Inner {
                 policy,
-                sources: LruCache::new(policy.max_entries),
+                sources: LruCache::unbounded(),
+                keys_by_id: HashMap::new(),
+                free_slots: Vec::new(),
+                generations: Vec::new(),
                 flights: HashMap::new(),
                 // 0 is what a failed native call returns to Java, so it never names a permit.
                 next_permit: 1,
             }),
+            slots: Slots::new(),
+            max_age_nanos: AtomicU64::new(nanos(policy.max_age)),
+            max_idle_nanos: AtomicU64::new(nanos(policy.max_idle)),
             counters: Counters::default(),
         }
     }
 
     /// Replaces the policy. Cached keys stay; a smaller bound drops the least recently used.
     pub fn configure(&self, policy: CachePolicy) {
+        let mut removed = Removed::new();
         let mut inner = lock(&self.inner);
         inner.policy = policy;
-        inner.sources.resize(policy.max_entries);
+        self.max_age_nanos
+            .store(nanos(policy.max_age), Ordering::Relaxed);
+        self.max_idle_nanos
+            .store(nanos(policy.max_idle), Ordering::Relaxed);
+        inner.make_room(&self.slots, policy.max_entries.get(), &mut removed);
+        drop(inner);
+        drop(removed);
     }
 
     pub fn policy(&self) -> CachePolicy {
@@ -415,27 +711,76 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
 
     /// The source's keys if they are fresh. Counts as a use of the source.
     pub fn get(&self, source: &str) -> Option<T> {
+        self.get_with_id(source).0
+    }
+
+    /// [`get`](Self::get), and the source's id while it is cached, for
+    /// [`get_by_id`](Self::get_by_id) and [`begin_reload_by_id`](Self::begin_reload_by_id).
+    pub fn get_with_id(&self, source: &str) -> (Option<T>, Option<SourceId>) {
         let now = self.clock.elapsed();
+        let mut removed = Removed::new();
         let mut inner = lock(&self.inner);
         let policy = inner.policy;
         let answer = match inner.sources.get_mut(source) {
-            Some(entry) if entry.is_idle(now, &policy) => {
-                inner.sources.pop(source);
-                None
+            Some(entry) if entry.is_idle(now, &policy, &self.slots) => {
+                removed.push(inner.remove(&self.slots, source));
+                (None, None)
             }
             Some(entry) => {
                 entry.last_used = now;
-                entry.fresh_value(now, &policy)
+                self.slots.touch(entry.id, now);
+                (entry.fresh_value(now, &policy), entry.id)
             }
-            None => None,
+            None => (None, None),
         };
         drop(inner);
-        count(if answer.is_some() {
-            &self.counters.hits
+        drop(removed);
+        if answer.0.is_some() {
+            self.counters.hits.add();
         } else {
-            &self.counters.misses
-        });
+            self.counters.misses.add();
+        }
         answer
+    }
+
+    /// The hit path, without the lock: calls `use_keys` with the keys of the source `id` names
+    /// if they are fresh (and the source not idle), and returns what it returns. `None` is a
+    /// miss: not fresh, or an id that names no cached source (evicted, idled out, or never
+    /// given out) — then [`begin_reload_by_id`](Self::begin_reload_by_id) tells which.
+    /// Counts as a use of the source.
+    pub fn get_by_id<R>(&self, id: SourceId, use_keys: impl FnOnce(&T) -> R) -> Option<R> {
+        let answer = self.fresh_by_id(id, use_keys);
+        if answer.is_some() {
+            self.counters.hits.add();
+        } else {
+            self.counters.misses.add();
+        }
+        answer
+    }
+
+    fn fresh_by_id<R>(&self, id: SourceId, use_keys: impl FnOnce(&T) -> R) -> Option<R> {
+        let slot = self.slots.get(id.slot())?;
+        let published = slot.entry.load();
+        let good = published
+            .as_ref()
+            .filter(|published| published.id == id)?
+            .good
+            .as_ref()?;
+        let now = nanos(self.clock.elapsed());
+        let used = slot.last_used.load(Ordering::Relaxed);
+        let idle = now.saturating_sub(used);
+        if idle > self.max_idle_nanos.load(Ordering::Relaxed) {
+            // The locked paths drop it (unless a load is running; then it is not idle there).
+            return None;
+        }
+        let max_age = Duration::from_nanos(self.max_age_nanos.load(Ordering::Relaxed));
+        if now > nanos(good.fresh_until(max_age)) {
+            return None;
+        }
+        if idle >= nanos(TOUCH_GRANULARITY) {
+            slot.last_used.fetch_max(now, Ordering::Relaxed);
+        }
+        Some(use_keys(&good.value))
     }
 
     /// Asks to reload the source's keys under the window, single-flight and stale-on-error
@@ -445,22 +790,57 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
     /// Fails with [`ErrorKind::PublicKeysUnavailable`] when a joined load failed (or did not
     /// finish in time) and nothing usable is cached.
     pub fn begin_reload(&self, source: &str) -> Result<ReloadStart<T>> {
+        self.begin_reload_with_id(source).map(|(start, _)| start)
+    }
+
+    /// [`begin_reload`](Self::begin_reload), and the source's id (the reload caches the source
+    /// if it was not).
+    pub fn begin_reload_with_id(&self, source: &str) -> Result<(ReloadStart<T>, Option<SourceId>)> {
         let now = self.clock.elapsed();
-        let mut inner = lock(&self.inner);
+        let inner = lock(&self.inner);
+        self.begin_reload_locked(inner, source, now)
+    }
+
+    /// [`begin_reload_with_id`](Self::begin_reload_with_id) for the source `id` names; `None`
+    /// when it names no cached source (the caller then asks by key).
+    pub fn begin_reload_by_id(
+        &self,
+        id: SourceId,
+    ) -> Result<Option<(ReloadStart<T>, Option<SourceId>)>> {
+        let now = self.clock.elapsed();
+        let inner = lock(&self.inner);
+        let Some(source) = inner.keys_by_id.get(&id).cloned() else {
+            return Ok(None);
+        };
+        self.begin_reload_locked(inner, &source, now).map(Some)
+    }
+
+    fn begin_reload_locked(
+        &self,
+        mut inner: MutexGuard<'_, Inner<T>>,
+        source: &str,
+        now: Duration,
+    ) -> Result<(ReloadStart<T>, Option<SourceId>)> {
+        let mut removed = Removed::new();
         inner.expire_flights(now);
         let policy = inner.policy;
-        if inner
+        let idle = inner
             .sources
             .peek(source)
-            .is_some_and(|entry| entry.is_idle(now, &policy))
-        {
+            .map(|entry| entry.is_idle(now, &policy, &self.slots));
+        if idle == Some(true) {
             // Unused for so long that its keys and window no longer say anything.
-            inner.sources.pop(source);
+            removed.push(inner.remove(&self.slots, source));
         }
-        let entry = inner
-            .sources
-            .get_or_insert_mut(source.to_owned(), || Source::new(now));
+        if idle != Some(false) {
+            inner.insert(&self.slots, source, now, &mut removed);
+        }
+        let Some(entry) = inner.sources.get_mut(source) else {
+            return Err(Error::internal("a source just cached is missing"));
+        };
         entry.last_used = now;
+        let id = entry.id;
+        self.slots.touch(id, now);
 
         if let Some(flight) = entry.flight.clone() {
             if flight.leader == thread::current().id() {
@@ -468,35 +848,39 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                 // keys up); waiting would wait for itself.
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
+                drop(removed);
                 count(&self.counters.throttled);
-                return Ok(ReloadStart::Answer(self.serve(answer)));
+                return Ok((ReloadStart::Answer(self.serve(answer)), id));
             }
             drop(inner);
+            drop(removed);
             count(&self.counters.coalesced);
             let wait = flight.expires_at(&policy).saturating_sub(now);
-            return self.follow(source, &flight, wait).map(ReloadStart::Answer);
+            return self
+                .follow(source, &flight, wait)
+                .map(|answer| (ReloadStart::Answer(answer), id));
         }
 
         if let Some(last_attempt) = entry.last_attempt {
             if now < last_attempt.saturating_add(policy.min_time_between_requests) {
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
+                drop(removed);
                 count(&self.counters.throttled);
-                return Ok(ReloadStart::Answer(self.serve(answer)));
+                return Ok((ReloadStart::Answer(self.serve(answer)), id));
             }
         }
 
         entry.last_attempt = Some(now);
+        let flight = Arc::new(Flight::new(now));
+        entry.flight = Some(Arc::clone(&flight));
         let permit = Permit(inner.next_permit);
         inner.next_permit = inner.next_permit.wrapping_add(1).max(1);
-        let flight = Arc::new(Flight::new(now));
-        if let Some(entry) = inner.sources.peek_mut(source) {
-            entry.flight = Some(Arc::clone(&flight));
-        }
-        inner.flights.insert(permit, (source.to_owned(), flight));
+        inner.flights.insert(permit, (Arc::from(source), flight));
         drop(inner);
+        drop(removed);
         count(&self.counters.loads);
-        Ok(ReloadStart::Lead(permit))
+        Ok((ReloadStart::Lead(permit), id))
     }
 
     /// The leader's report: stores a successful load (unless the source was evicted meanwhile —
@@ -509,6 +893,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         let mut inner = lock(&self.inner);
         inner.expire_flights(now);
         let policy = inner.policy;
+        let mut republished = None;
         let Some((source, flight)) = inner.flights.remove(&permit) else {
             drop(inner);
             // Expired (its followers were answered already) or never issued.
@@ -520,7 +905,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                 }
             };
         };
-        let entry = inner.sources.peek_mut(&source).filter(|entry| {
+        let entry = inner.sources.peek_mut(&*source).filter(|entry| {
             entry
                 .flight
                 .as_ref()
@@ -538,6 +923,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                             .expires_at_epoch_millis
                             .map(|expiry| epoch_to_monotonic(expiry, epoch_now, now)),
                     });
+                    republished = inner.publish(&self.slots, &source);
                 }
                 Ok(Some(value))
             }
@@ -557,6 +943,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             }
         };
         drop(inner);
+        drop(republished);
         flight.finish(&answer);
         answer
     }
@@ -625,24 +1012,26 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         })
     }
 
-    /// Forgets the source: keys, window and any result of a load now in progress.
+    /// Forgets the source: keys, window, id and any result of a load now in progress.
     pub fn evict(&self, source: &str) {
-        let removed = lock(&self.inner).sources.pop(source);
+        let mut inner = lock(&self.inner);
+        let removed = inner.remove(&self.slots, source);
+        drop(inner);
         drop(removed);
     }
 
     /// Forgets every source whose key starts with `prefix` (a realm: `"<realmId>::"`).
     pub fn evict_prefix(&self, prefix: &str) {
         let mut inner = lock(&self.inner);
-        let doomed: Vec<String> = inner
+        let doomed: Vec<Arc<str>> = inner
             .sources
             .iter()
             .filter(|(source, _)| source.starts_with(prefix))
-            .map(|(source, _)| source.clone())
+            .map(|(source, _)| Arc::clone(source))
             .collect();
-        let removed: Vec<_> = doomed
+        let removed: Removed<T> = doomed
             .iter()
-            .filter_map(|source| inner.sources.pop(source))
+            .map(|source| inner.remove(&self.slots, source))
             .collect();
         drop(inner);
         drop(removed);
@@ -651,10 +1040,22 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
     /// Forgets every source.
     pub fn clear(&self) {
         let mut inner = lock(&self.inner);
-        let capacity = inner.policy.max_entries;
-        let removed = std::mem::replace(&mut inner.sources, LruCache::new(capacity));
+        let doomed: Vec<Arc<str>> = inner
+            .sources
+            .iter()
+            .map(|(source, _)| Arc::clone(source))
+            .collect();
+        let removed: Removed<T> = doomed
+            .iter()
+            .map(|source| inner.remove(&self.slots, source))
+            .collect();
         drop(inner);
         drop(removed);
+    }
+
+    /// Sources that have an id (all cached sources, unless [`MAX_SOURCE_IDS`] are taken).
+    pub fn ids_in_use(&self) -> usize {
+        lock(&self.inner).keys_by_id.len()
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -662,8 +1063,8 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
             entries: u64::try_from(entries).unwrap_or(u64::MAX),
-            hits: read(&self.counters.hits),
-            misses: read(&self.counters.misses),
+            hits: self.counters.hits.sum(),
+            misses: self.counters.misses.sum(),
             loads: read(&self.counters.loads),
             load_failures: read(&self.counters.load_failures),
             throttled: read(&self.counters.throttled),

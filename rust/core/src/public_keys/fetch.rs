@@ -229,12 +229,14 @@ fn describe_status(status: StatusCode) -> String {
 
 /// The URL as messages may show it: no user info, no query, no fragment (they can carry
 /// credentials or tokens).
-fn display_url(url: &Url) -> String {
+pub(crate) fn display_url(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
-    match url.port() {
+    let shown = match url.port() {
         Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
         None => format!("{}://{host}{}", url.scheme(), url.path()),
-    }
+    };
+    // A URL is whatever an administrator entered: messages show a bounded part of it.
+    crate::error::bounded_remote_text(&shown)
 }
 
 /// The error and its causes, without the URL reqwest's own message would print; bounded, as

@@ -28,7 +28,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::settings::MIN_RSA_KEY_SIZE_OPTION;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{quoted_input, Error, ErrorKind, Result};
 
 /// Limits on the keys taken from a set, from the server options ([`super::settings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,8 @@ impl KeyUse {
             "sig" => Ok(KeyUse::Sig),
             "enc" => Ok(KeyUse::Enc),
             other => Err(Error::invalid_argument(format!(
-                "The requested key use must be \"sig\" or \"enc\", not {other:?}"
+                "The requested key use must be \"sig\" or \"enc\", not \"{}\"",
+                quoted_input(other)
             ))),
         }
     }
@@ -225,7 +226,8 @@ fn parse_jwk(
     if let Some(key_use) = &key_use {
         if key_use != requested_use.as_str() {
             return Err(format!(
-                "its use is {key_use:?}, not {:?}",
+                "its use is \"{}\", not {:?}",
+                quoted_input(key_use),
                 requested_use.as_str()
             ));
         }
@@ -247,7 +249,12 @@ fn parse_jwk(
             let (crv, spki) = okp_spki(jwk)?;
             ("OKP", Some(crv), spki)
         }
-        other => return Err(format!("the key type {other:?} is not supported")),
+        other => {
+            return Err(format!(
+                "the key type \"{}\" is not supported",
+                quoted_input(other)
+            ))
+        }
     };
     let x5c = certificates(jwk, &spki)?;
     Ok(JwkKey {
@@ -347,7 +354,12 @@ fn ec_spki(jwk: &Map<String, Value>) -> Result<(String, Vec<u8>), String> {
             "P-256" => (32, &der::EC_P256_ALGORITHM, &ECDSA_P256_SHA256_ASN1),
             "P-384" => (48, &der::EC_P384_ALGORITHM, &ECDSA_P384_SHA384_ASN1),
             "P-521" => (66, &der::EC_P521_ALGORITHM, &ECDSA_P521_SHA512_ASN1),
-            other => return Err(format!("the curve {other:?} is not supported")),
+            other => {
+                return Err(format!(
+                    "the curve \"{}\" is not supported",
+                    quoted_input(other)
+                ))
+            }
         };
     let mut point = Vec::with_capacity(1 + 2 * field_bytes);
     point.push(0x04);
@@ -384,7 +396,12 @@ fn okp_spki(jwk: &Map<String, Value>) -> Result<(String, Vec<u8>), String> {
             }
             &der::ED448_ALGORITHM
         }
-        other => return Err(format!("the curve {other:?} is not supported")),
+        other => {
+            return Err(format!(
+                "the curve \"{}\" is not supported",
+                quoted_input(other)
+            ))
+        }
     };
     Ok((crv, der::spki(algorithm, &x)))
 }

@@ -15,7 +15,7 @@ pub mod fetch;
 pub mod jwks;
 pub mod settings;
 
-pub use cache::{CachePolicy, CacheStats, KeyCache, Loaded, Permit, ReloadStart};
+pub use cache::{CachePolicy, CacheStats, KeyCache, Loaded, Permit, ReloadStart, SourceId};
 pub use fetch::{FetchPolicy, JwksClient};
 pub use jwks::{JwksKeys, KeyUse};
 pub use settings::{Options, Settings, DEFAULT_OPTIONS};

@@ -123,7 +123,10 @@ impl Settings {
     /// window or stale limit is allowed and turns that feature off.
     pub fn from_json(json: &str) -> Result<Self> {
         let wire: OptionsJson = serde_json::from_str(json).map_err(|e| {
-            Error::invalid_argument(format!("The public key cache options are not valid: {e}"))
+            Error::invalid_argument(format!(
+                "The public key cache options are not valid: {}",
+                crate::error::bounded_json_error(&e)
+            ))
         })?;
         let d = DEFAULT_OPTIONS;
         let options = Options {

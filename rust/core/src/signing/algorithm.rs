@@ -6,7 +6,7 @@
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::VerificationAlgorithm;
 
-use crate::error::{Error, Result};
+use crate::error::{quoted_input, Error, Result};
 
 /// The hash a signature algorithm uses; KMS `Sign` receives its output with `MessageType=DIGEST`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,8 +128,9 @@ impl SigningAlgorithm {
             .find(|a| a.jose_name() == name)
             .ok_or_else(|| {
                 Error::invalid_configuration(format!(
-                    "Unsupported signature algorithm '{name}'; use one of RS256, RS384, RS512, \
-                     PS256, PS384, PS512, ES256, ES384, ES512"
+                    "Unsupported signature algorithm '{}'; use one of RS256, RS384, RS512, \
+                     PS256, PS384, PS512, ES256, ES384, ES512",
+                    quoted_input(name)
                 ))
             })
     }
@@ -138,7 +139,12 @@ impl SigningAlgorithm {
         Self::ALL
             .into_iter()
             .find(|a| a.jca_name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::invalid_argument(format!("Unsupported JCA algorithm '{name}'")))
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "Unsupported JCA algorithm '{}'",
+                    quoted_input(name)
+                ))
+            })
     }
 
     /// The local verifier for KMS's output: ECDSA signatures come back as DER (ASN.1), RSA-PSS
@@ -306,6 +312,33 @@ mod tests {
             assert_eq!(algorithm.hash().output_len(), digest_len);
             assert_eq!(algorithm.hash().digest(b"x").as_ref().len(), digest_len);
         }
+    }
+
+    #[test]
+    fn the_iam_guide_names_the_kms_signing_algorithm_each_provider_algorithm_signs_with() {
+        // docs/iam.md tells operators which `kms:SigningAlgorithm` to allow: it must be this code's.
+        let guide = include_str!("../../../../docs/iam.md");
+        let table = guide
+            .split("<!-- signing-algorithms -->")
+            .nth(1)
+            .expect("docs/iam.md marks its algorithm table");
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .skip(3)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line
+                    .split('|')
+                    .map(|cell| cell.trim().trim_matches('`'))
+                    .collect();
+                (cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        let expected: Vec<(String, String)> = SigningAlgorithm::ALL
+            .iter()
+            .map(|a| (a.jose_name().to_owned(), a.kms_name().to_owned()))
+            .collect();
+        assert_eq!(rows, expected);
     }
 
     #[test]

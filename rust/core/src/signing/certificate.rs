@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{quoted_input, Error, ErrorKind, Result};
 use crate::signing::algorithm::{KeySpec, SigningAlgorithm};
 use crate::signing::spki::{self, PublicKeyInfo};
 
@@ -61,7 +61,7 @@ pub fn check_uploaded(
     if block.label != "CERTIFICATE" {
         return Err(invalid(format!(
             "'X509 certificate' holds a PEM {} block, not a CERTIFICATE",
-            block.label
+            quoted_input(&block.label)
         )));
     }
     let (rest, certificate) = X509Certificate::from_der(&block.contents)
@@ -109,7 +109,10 @@ fn describe_foreign_key(certificate: &X509Certificate<'_>) -> String {
     match certificate.public_key().parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
         Ok(x509_parser::public_key::PublicKey::EC(_)) => "EC on another curve".to_owned(),
-        _ => format!("a {} key", certificate.public_key().algorithm.algorithm),
+        _ => format!(
+            "a {} key",
+            quoted_input(&certificate.public_key().algorithm.algorithm.to_string())
+        ),
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 use zeroize::Zeroize;
 
-use crate::error::{Error, Result};
+use crate::error::{bounded_json_error, quoted_input, Error, Result};
 use crate::signing::algorithm::{KeySpec, SigningAlgorithm};
 use crate::signing::spki::PublicKeyInfo;
 
@@ -161,9 +161,10 @@ struct RawConfig {
 
 fn parse_raw(json: &str) -> Result<RawConfig> {
     serde_json::from_str(json).map_err(|e| {
-        // serde's message names the position and the expected type, never the input itself.
+        // serde's message may quote a value or member name: bounded, hidden characters escaped.
         Error::invalid_argument(format!(
-            "The provider configuration is not a JSON object of strings: {e}"
+            "The provider configuration is not a JSON object of strings: {}",
+            bounded_json_error(&e)
         ))
     })
 }
@@ -248,7 +249,8 @@ impl ProviderConfig {
             }
             Some(other) => {
                 return Err(Error::invalid_configuration(format!(
-                    "'Credentials mode' must be default, access-key or assume-role, not '{other}'"
+                    "'Credentials mode' must be default, access-key or assume-role, not '{}'",
+                    quoted_input(other)
                 )))
             }
         };
@@ -303,7 +305,8 @@ impl StoredKey {
 fn parse_key_reference(key_id: &str) -> Result<Option<String>> {
     let invalid = |why: &str| {
         Error::invalid_configuration(format!(
-            "'KMS key' {key_id:?} is not a key id, key ARN, alias name or alias ARN: {why}"
+            "'KMS key' \"{}\" is not a key id, key ARN, alias name or alias ARN: {why}",
+            quoted_input(key_id)
         ))
     };
     if key_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -391,7 +394,8 @@ fn check_region(region: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid_configuration(format!(
-            "'Region' {region:?} is not an AWS region name such as us-east-1"
+            "'Region' \"{}\" is not an AWS region name such as us-east-1",
+            quoted_input(region)
         )))
     }
 }
@@ -434,7 +438,8 @@ fn check_role_arn(arn: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid_configuration(format!(
-            "'Role ARN' {arn:?} is not an IAM role ARN such as arn:aws:iam::111122223333:role/keycloak-signer"
+            "'Role ARN' \"{}\" is not an IAM role ARN such as arn:aws:iam::111122223333:role/keycloak-signer",
+            quoted_input(arn)
         )))
     }
 }
@@ -463,7 +468,8 @@ fn check_session_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid_configuration(format!(
-            "'Role session name' {name:?} must be 2 to 64 letters, digits or +=,.@-_"
+            "'Role session name' \"{}\" must be 2 to 64 letters, digits or +=,.@-_",
+            quoted_input(name)
         )))
     }
 }

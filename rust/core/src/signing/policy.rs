@@ -23,7 +23,7 @@ use once_cell::sync::Lazy;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{bounded_json_error, quoted_input, Error, ErrorKind, Result};
 use crate::signing::config::{url_host, Credentials, ProviderConfig, CREDENTIALS_MODES};
 
 /// How Keycloak names the options of this provider on the command line.
@@ -136,7 +136,8 @@ impl Pattern {
                     return Err(option_error(
                         option,
                         format!(
-                            "'{text}' has a placeholder this option does not know{}",
+                            "'{}' has a placeholder this option does not know{}",
+                            quoted_input(text),
                             if realm_allowed {
                                 "; only ${realm} is replaced"
                             } else {
@@ -292,7 +293,8 @@ impl ServerPolicy {
     pub fn from_json(json: &str) -> Result<ServerPolicy> {
         let options: Map<String, Value> = serde_json::from_str(json).map_err(|e| {
             Error::invalid_argument(format!(
-                "The aws-kms server options are not a JSON object: {e}"
+                "The aws-kms server options are not a JSON object: {}",
+                bounded_json_error(&e)
             ))
         })?;
         ServerPolicy::from_options(&options)
@@ -304,7 +306,8 @@ impl ServerPolicy {
             .find(|name| !OPTIONS.iter().any(|option| option.name == name.as_str()))
         {
             return Err(Error::invalid_argument(format!(
-                "Unknown aws-kms server option '{unknown}'; the options are {}",
+                "Unknown aws-kms server option '{}'; the options are {}",
+                quoted_input(unknown),
                 OPTIONS
                     .iter()
                     .map(|option| option.name)
@@ -319,7 +322,10 @@ impl ServerPolicy {
                 Some(Value::Bool(value)) if option == &KEY_SHARED_ACROSS_REALMS => {
                     Ok(value.to_string())
                 }
-                Some(other) => Err(option_error(option, format!("expected text, got {other}"))),
+                Some(other) => Err(option_error(
+                    option,
+                    format!("expected text, got {}", quoted_input(&other.to_string())),
+                )),
             }
         };
         let modes = text(&ALLOWED_CREDENTIALS_MODES)?;
@@ -333,7 +339,8 @@ impl ServerPolicy {
                         option_error(
                             &ALLOWED_CREDENTIALS_MODES,
                             format!(
-                                "'{mode}' is not a credentials mode ({})",
+                                "'{}' is not a credentials mode ({})",
+                                quoted_input(mode),
                                 CREDENTIALS_MODES
                                     .iter()
                                     .map(|(known, _)| *known)
@@ -351,7 +358,7 @@ impl ServerPolicy {
             _ => {
                 return Err(option_error(
                     &KEY_SHARED_ACROSS_REALMS,
-                    format!("'{shared}' is neither true nor false"),
+                    format!("'{}' is neither true nor false", quoted_input(&shared)),
                 ))
             }
         };
@@ -383,7 +390,7 @@ impl ServerPolicy {
     /// (other references are checked once `DescribeKey` has resolved them, [`Self::check_key`]).
     /// `realm` is the realm's name; unknown (None), it is no realm the policy names.
     pub fn check_configuration(&self, realm: Option<&str>, config: &ProviderConfig) -> Result<()> {
-        let realm_shown = realm.unwrap_or("(unknown)");
+        let realm_shown = quoted_input(realm.unwrap_or("(unknown)"));
         let credentials = &config.connection.credentials;
         let mode = credentials.mode();
         if !self.credentials_modes.contains(&mode) {
@@ -481,12 +488,13 @@ impl ServerPolicy {
         let resolved = if reference == key_arn {
             String::new()
         } else {
-            format!(" ({key_arn})")
+            format!(" ({})", quoted_input(key_arn))
         };
         Err(denied(
             format_args!(
-                "KMS key '{reference}'{resolved} is not allowed for realm '{}' on this server",
-                realm.unwrap_or("(unknown)")
+                "KMS key '{}'{resolved} is not allowed for realm '{}' on this server",
+                quoted_input(reference),
+                quoted_input(realm.unwrap_or("(unknown)"))
             ),
             &ALLOWED_KEY_IDS,
         ))
@@ -505,7 +513,10 @@ impl ServerPolicy {
             .any(|other| key_identity(other.trim()) == identity)
         {
             return Err(denied(
-                format_args!("KMS key {key_arn} is already in use by another realm"),
+                format_args!(
+                    "KMS key {} is already in use by another realm",
+                    quoted_input(key_arn)
+                ),
                 &KEY_SHARED_ACROSS_REALMS,
             ));
         }
@@ -564,7 +575,8 @@ pub(crate) fn realm_named_in(config_json: &str) -> Result<Option<String>> {
     }
     let named: Named = serde_json::from_str(config_json).map_err(|e| {
         Error::invalid_argument(format!(
-            "The provider configuration is not a JSON object of strings: {e}"
+            "The provider configuration is not a JSON object of strings: {}",
+            bounded_json_error(&e)
         ))
     })?;
     Ok(named

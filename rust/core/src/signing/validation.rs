@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{bounded_json_error, quoted_input, Error, ErrorKind, Result};
 use crate::runtime;
 use crate::signing::algorithm::KeySpec;
 use crate::signing::certificate;
@@ -79,8 +79,11 @@ pub struct SaveContext {
 impl SaveContext {
     pub fn from_json(config_json: &str) -> Result<SaveContext> {
         let invalid = |e: serde_json::Error| {
-            // serde's message names the position and the expected type, never the input itself.
-            Error::invalid_argument(format!("The save context is not as expected: {e}"))
+            // serde's message may quote a value or member name: bounded, hidden characters escaped.
+            Error::invalid_argument(format!(
+                "The save context is not as expected: {}",
+                bounded_json_error(&e)
+            ))
         };
         let mut context: SaveContext = serde_json::from_str(config_json).map_err(invalid)?;
         context.entered = serde_json::from_str(config_json).map_err(invalid)?;
@@ -229,13 +232,30 @@ fn unix_now() -> Result<i64> {
 }
 
 /// Usage SIGN_VERIFY, state Enabled, a key spec that fits the algorithm and lists it.
-fn check_metadata(config: &ProviderConfig, metadata: &KeyMetadata) -> Result<(String, KeySpec)> {
+pub(crate) fn check_metadata(
+    config: &ProviderConfig,
+    metadata: &KeyMetadata,
+) -> Result<(String, KeySpec)> {
     let key_arn = metadata.arn().map(str::to_owned).ok_or_else(|| {
         Error::new(
             ErrorKind::KmsRejected,
             "KMS described the key without an ARN",
         )
     })?;
+    // The ARN comes from the endpoint (one an administrator may choose); it is stored and quoted
+    // in messages, so anything but a plain ARN is refused.
+    if key_arn.len() > 2048
+        || !key_arn.starts_with("arn:")
+        || !key_arn.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(Error::new(
+            ErrorKind::KmsRejected,
+            format!(
+                "KMS described the key with an ARN that is not one: \"{}\"",
+                quoted_input(&key_arn)
+            ),
+        ));
+    }
     match metadata.key_usage() {
         Some(KeyUsageType::SignVerify) => {}
         other => {

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use keycloak_aws_kms_core::public_keys::cache::{
-    CachePolicy, KeyCache, Loaded, ManualClock, Permit, ReloadStart,
+    CachePolicy, KeyCache, Loaded, ManualClock, Permit, ReloadStart, SourceId, TOUCH_GRANULARITY,
 };
 use keycloak_aws_kms_core::{Error, ErrorKind};
 
@@ -562,4 +562,313 @@ fn a_failed_permit_serves_the_last_good_keys_and_an_unknown_one_reports_the_reas
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable);
     assert!(error.message().contains("connection refused"), "{error}");
+}
+
+// Source ids and the lock-free hit path.
+
+/// Loads `source` with `value` as a leader and returns the id the cache gave it.
+fn load_with_id(cache: &KeyCache<String>, source: &str, value: &str) -> SourceId {
+    let (ReloadStart::Lead(permit), Some(id)) = cache.begin_reload_with_id(source).unwrap() else {
+        panic!("expected to lead the load of {source}, with an id");
+    };
+    cache.complete(permit, keys(value)).unwrap();
+    id
+}
+
+#[test]
+fn a_hit_by_id_serves_the_fresh_keys_and_counts_as_a_hit() {
+    let (cache, _) = cache_with(policy());
+    let id = load_with_id(&cache, "realm::idp::a", "v1");
+    assert_eq!(cache.get_by_id(id, Clone::clone), Some("v1".to_owned()));
+    assert_eq!(
+        cache.get_with_id("realm::idp::a"),
+        (Some("v1".to_owned()), Some(id))
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 0));
+}
+
+#[test]
+fn a_source_being_loaded_has_an_id_but_no_hit_until_its_keys_arrive() {
+    let (cache, _) = cache_with(policy());
+    let (ReloadStart::Lead(permit), Some(id)) = cache.begin_reload_with_id("s").unwrap() else {
+        panic!("the first reload leads");
+    };
+    assert_eq!(cache.get_by_id(id, Clone::clone), None);
+    cache.complete(permit, keys("v1")).unwrap();
+    assert_eq!(cache.get_by_id(id, Clone::clone), Some("v1".to_owned()));
+    assert_eq!(cache.stats().misses, 1);
+}
+
+#[test]
+fn an_evicted_sources_id_names_nothing_and_is_never_given_to_another_source() {
+    let (cache, _) = cache_with(policy());
+    let first = load_with_id(&cache, "realm::client::a::keyuse::SIG", "a");
+    cache.evict("realm::client::a::keyuse::SIG");
+    assert_eq!(cache.get_by_id(first, Clone::clone), None);
+    assert!(
+        cache.begin_reload_by_id(first).unwrap().is_none(),
+        "an unknown id is answered as unknown"
+    );
+    assert_eq!(cache.ids_in_use(), 0);
+
+    // The freed slot goes to the next source, under a new generation: the old id does not name it.
+    let other = load_with_id(&cache, "realm::idp::b", "b");
+    assert_ne!(other, first);
+    assert_eq!(cache.get_by_id(first, Clone::clone), None);
+    assert!(cache.begin_reload_by_id(first).unwrap().is_none());
+    assert_eq!(cache.get_by_id(other, Clone::clone), Some("b".to_owned()));
+
+    // The evicted source, cached again, gets an id of its own too.
+    let again = load_with_id(&cache, "realm::client::a::keyuse::SIG", "a2");
+    assert!(again != first && again != other);
+    assert_eq!(cache.get_by_id(again, Clone::clone), Some("a2".to_owned()));
+}
+
+#[test]
+fn ids_made_up_by_the_caller_name_nothing() {
+    let (cache, _) = cache_with(policy());
+    let id = load_with_id(&cache, "s", "v1");
+    for raw in [0, 1, u64::MAX, id.to_raw() + 1, id.to_raw() ^ (1 << 63)] {
+        let made_up = SourceId::from_raw(raw);
+        assert_eq!(cache.get_by_id(made_up, Clone::clone), None, "{raw:#x}");
+        assert!(
+            cache.begin_reload_by_id(made_up).unwrap().is_none(),
+            "{raw:#x}"
+        );
+    }
+}
+
+#[test]
+fn clear_and_prefix_evictions_retire_the_ids_of_what_they_drop() {
+    let (cache, _) = cache_with(policy());
+    let r1 = load_with_id(&cache, "r1::idp::a", "a");
+    let r10 = load_with_id(&cache, "r10::idp::b", "b");
+    cache.evict_prefix("r1::");
+    assert_eq!(cache.get_by_id(r1, Clone::clone), None);
+    assert_eq!(cache.get_by_id(r10, Clone::clone), Some("b".to_owned()));
+    cache.clear();
+    assert_eq!(cache.get_by_id(r10, Clone::clone), None);
+    assert_eq!((cache.ids_in_use(), cache.stats().entries), (0, 0));
+}
+
+#[test]
+fn a_reload_by_id_follows_the_same_window_as_a_reload_by_key() {
+    let (cache, clock) = cache_with(policy());
+    let id = load_with_id(&cache, "s", "v1");
+    let Some((ReloadStart::Answer(answer), Some(same))) = cache.begin_reload_by_id(id).unwrap()
+    else {
+        panic!("inside the window a reload by id is throttled");
+    };
+    assert_eq!((answer, same), (Some("v1".to_owned()), id));
+    clock.advance(11 * SECOND);
+    let Some((ReloadStart::Lead(permit), Some(same))) = cache.begin_reload_by_id(id).unwrap()
+    else {
+        panic!("after the window a reload by id leads");
+    };
+    assert_eq!(same, id, "a reload keeps the source's id");
+    cache.complete(permit, keys("v2")).unwrap();
+    assert_eq!(cache.get_by_id(id, Clone::clone), Some("v2".to_owned()));
+    assert_eq!(cache.stats().throttled, 1);
+}
+
+#[test]
+fn hits_by_id_count_as_uses_for_the_lru_bound() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_entries: NonZeroUsize::new(2).unwrap(),
+        ..policy()
+    });
+    let a = load_with_id(&cache, "a", "a");
+    clock.advance(SECOND);
+    let b = load_with_id(&cache, "b", "b");
+    clock.advance(SECOND);
+    // Only the lock-free path sees this use of "a"; "b" is the least recently used now.
+    assert!(cache.get_by_id(a, Clone::clone).is_some());
+    clock.advance(SECOND);
+    let c = load_with_id(&cache, "c", "c");
+    assert_eq!(cache.get_by_id(b, Clone::clone), None, "b went first");
+    assert_eq!(cache.get("b"), None);
+    assert_eq!(cache.get_by_id(a, Clone::clone), Some("a".to_owned()));
+    assert_eq!(cache.get_by_id(c, Clone::clone), Some("c".to_owned()));
+    assert_eq!((cache.stats().entries, cache.ids_in_use()), (2, 2));
+}
+
+#[test]
+fn the_least_recently_used_source_goes_first_among_many_used_by_id() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_entries: NonZeroUsize::new(8).unwrap(),
+        ..policy()
+    });
+    let ids: Vec<SourceId> = (0..8)
+        .map(|n| {
+            clock.advance(SECOND);
+            load_with_id(&cache, &format!("s{n}"), &format!("v{n}"))
+        })
+        .collect();
+    // Used by id in the order 7, 6, ..., 0 except 3: the least recently used is s3, then s7.
+    for n in (0..8).rev().filter(|n| *n != 3) {
+        clock.advance(SECOND);
+        assert!(cache.get_by_id(ids[n], Clone::clone).is_some());
+    }
+    clock.advance(SECOND);
+    load_with_id(&cache, "new-1", "x");
+    assert_eq!(
+        cache.get_by_id(ids[3], Clone::clone),
+        None,
+        "s3 was used longest ago"
+    );
+    clock.advance(SECOND);
+    load_with_id(&cache, "new-2", "y");
+    assert_eq!(cache.get_by_id(ids[7], Clone::clone), None, "then s7");
+    for n in [0, 1, 2, 4, 5, 6] {
+        assert!(
+            cache.get_by_id(ids[n], Clone::clone).is_some(),
+            "s{n} stays"
+        );
+    }
+}
+
+#[test]
+fn a_smaller_bound_keeps_the_sources_most_recently_used_by_id() {
+    let (cache, clock) = cache_with(policy());
+    let a = load_with_id(&cache, "a", "a");
+    clock.advance(SECOND);
+    let b = load_with_id(&cache, "b", "b");
+    clock.advance(SECOND);
+    assert!(cache.get_by_id(a, Clone::clone).is_some());
+    cache.configure(CachePolicy {
+        max_entries: NonZeroUsize::new(1).unwrap(),
+        ..policy()
+    });
+    assert_eq!(cache.get_by_id(b, Clone::clone), None);
+    assert_eq!(cache.get_by_id(a, Clone::clone), Some("a".to_owned()));
+}
+
+#[test]
+fn hits_by_id_keep_a_source_from_idling_out_and_an_idle_one_is_replaced_under_a_new_id() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_idle: 60 * SECOND,
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(59 * SECOND);
+    assert!(
+        cache.get_by_id(id, Clone::clone).is_some(),
+        "a use resets the idle time"
+    );
+    clock.advance(59 * SECOND);
+    assert!(cache.get_by_id(id, Clone::clone).is_some());
+    assert!(
+        cache.get("s").is_some(),
+        "the locked path sees the hits' use too"
+    );
+    clock.advance(61 * SECOND);
+    assert_eq!(cache.get_by_id(id, Clone::clone), None, "idle: not a hit");
+    let Some((ReloadStart::Lead(permit), Some(new_id))) = cache.begin_reload_by_id(id).unwrap()
+    else {
+        panic!("an idle source is dropped and loads again");
+    };
+    assert_ne!(new_id, id);
+    cache.complete(permit, keys("v2")).unwrap();
+    assert_eq!(cache.get_by_id(id, Clone::clone), None);
+    assert_eq!(cache.get_by_id(new_id, Clone::clone), Some("v2".to_owned()));
+}
+
+#[test]
+fn a_use_is_recorded_to_within_the_touch_granularity() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_idle: 10 * TOUCH_GRANULARITY,
+        max_entries: NonZeroUsize::new(100).unwrap(),
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    for _ in 0..20 {
+        clock.advance(TOUCH_GRANULARITY);
+        assert!(cache.get_by_id(id, Clone::clone).is_some());
+    }
+}
+
+#[test]
+fn keys_past_their_max_age_or_expiry_are_not_a_hit_by_id() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_age: 100 * SECOND,
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(100 * SECOND);
+    assert!(cache.get_by_id(id, Clone::clone).is_some());
+    clock.advance(SECOND);
+    assert_eq!(cache.get_by_id(id, Clone::clone), None);
+
+    let (ReloadStart::Lead(permit), Some(saml)) = cache.begin_reload_with_id("saml").unwrap()
+    else {
+        panic!("the first reload leads");
+    };
+    cache
+        .complete(
+            permit,
+            Ok(Loaded {
+                value: "metadata".to_owned(),
+                expires_at_epoch_millis: Some(EPOCH_START_MILLIS + 101_000 + 30_000),
+            }),
+        )
+        .unwrap();
+    clock.advance(30 * SECOND);
+    assert!(cache.get_by_id(saml, Clone::clone).is_some());
+    clock.advance(SECOND);
+    assert_eq!(cache.get_by_id(saml, Clone::clone), None);
+    // A shorter max age applies to hits by id at once.
+    let recent = load_with_id(&cache, "recent", "v1");
+    clock.advance(2 * SECOND);
+    assert!(cache.get_by_id(recent, Clone::clone).is_some());
+    cache.configure(CachePolicy {
+        max_age: SECOND,
+        ..policy()
+    });
+    assert_eq!(cache.get_by_id(recent, Clone::clone), None);
+}
+
+#[test]
+fn concurrent_hits_by_id_never_see_another_sources_keys_while_sources_churn() {
+    let (cache, _) = cache_with(CachePolicy {
+        min_time_between_requests: Duration::ZERO,
+        max_entries: NonZeroUsize::new(4).unwrap(),
+        ..policy()
+    });
+    let cache = Arc::new(cache);
+    let ids: Vec<(String, SourceId)> = (0..4)
+        .map(|n| {
+            let source = format!("s{n}");
+            let id = load_with_id(&cache, &source, &source);
+            (source, id)
+        })
+        .collect();
+    let readers: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|(source, id)| {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                let mut hits = 0_u32;
+                for _ in 0..20_000 {
+                    if let Some(value) = cache.get_by_id(id, Clone::clone) {
+                        assert_eq!(value, source, "an id served another source's keys");
+                        hits += 1;
+                    }
+                }
+                hits
+            })
+        })
+        .collect();
+    // Meanwhile: evict and reload sources, so that slots are freed and given out again.
+    for round in 0..500 {
+        let victim = format!("s{}", round % 4);
+        cache.evict(&victim);
+        load_with_id(&cache, &format!("other-{round}"), "other");
+        cache.evict(&format!("other-{round}"));
+    }
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    assert!(cache.ids_in_use() <= 4);
 }

@@ -24,18 +24,18 @@ const NO_SIGN_SECRET: &str = "no-sign-secret-access-key-0001";
 
 /// A role the default credentials may assume, with an external id.
 const SIGNER_ROLE: &str = "arn:aws:iam::111122223333:role/keycloak-signer";
-const EXTERNAL_ID: &str = "keycloak-external-id-0001";
+pub(super) const EXTERNAL_ID: &str = "keycloak-external-id-0001";
 
-struct Fixture {
+pub(super) struct Fixture {
     // Runs the emulator; the product uses its own runtime, as it does inside Keycloak.
-    runtime: tokio::runtime::Runtime,
-    emulator: kms_emulator::Emulator,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) emulator: kms_emulator::Emulator,
     /// A registry of the test's own, so that counts and handles are not shared between tests.
-    keys: SigningKeys,
+    pub(super) keys: SigningKeys,
 }
 
 impl Fixture {
-    fn start() -> Fixture {
+    pub(super) fn start() -> Fixture {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -82,7 +82,7 @@ impl Fixture {
         }
     }
 
-    fn config(&self, alias: &str, algorithm: &str, secret: &str) -> serde_json::Value {
+    pub(super) fn config(&self, alias: &str, algorithm: &str, secret: &str) -> serde_json::Value {
         serde_json::json!({
             "kmsKeyId": alias,
             "region": self.emulator.region(),
@@ -95,7 +95,7 @@ impl Fixture {
     }
 
     /// Validates like a save does, then adds the stored material like Keycloak would.
-    fn saved(
+    pub(super) fn saved(
         &self,
         alias: &str,
         algorithm: &str,
@@ -110,7 +110,12 @@ impl Fixture {
         (config, description)
     }
 
-    fn control(&self, method: &str, path: &str, body: &str) {
+    pub(super) fn control(&self, method: &str, path: &str, body: &str) {
+        self.control_answer(method, path, body);
+    }
+
+    /// A control API call's JSON answer (asserting a 2xx status).
+    pub(super) fn control_answer(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
         let authority = self
             .emulator
             .control_url()
@@ -130,13 +135,15 @@ impl Fixture {
             response.starts_with("HTTP/1.1 2"),
             "{method} {path}: {response}"
         );
+        let (_, body) = response.split_once("\r\n\r\n").unwrap_or_default();
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
     }
 
-    fn fault(&self, fault: serde_json::Value) {
+    pub(super) fn fault(&self, fault: serde_json::Value) {
         self.control("PUT", "/faults", &fault.to_string());
     }
 
-    fn clear_faults(&self) {
+    pub(super) fn clear_faults(&self) {
         self.control("DELETE", "/faults", "");
     }
 
@@ -168,14 +175,14 @@ impl Fixture {
     }
 }
 
-fn spki(description: &validation::KeyDescription) -> Vec<u8> {
+pub(super) fn spki(description: &validation::KeyDescription) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(&description.public_key)
         .expect("base64")
 }
 
 /// Verifies over the message, with a verifier that shares no state with the product.
-fn verifies(
+pub(super) fn verifies(
     algorithm: &'static dyn VerificationAlgorithm,
     spki: &[u8],
     message: &[u8],
@@ -568,7 +575,7 @@ fn credentials_that_can_read_the_key_but_not_sign_are_refused_at_save() {
     assert!(error.message().contains("kms:Sign"), "{}", error.message());
 }
 
-fn assume_role_config(fixture: &Fixture, external_id: &str) -> serde_json::Value {
+pub(super) fn assume_role_config(fixture: &Fixture, external_id: &str) -> serde_json::Value {
     let mut config = fixture.config(
         "alias/rsa",
         "RS256",

@@ -9,4 +9,5 @@
 #[path = "."]
 mod signing {
     mod against_emulator;
+    mod retries;
 }

@@ -248,3 +248,120 @@ async fn malformed_fault_requests_are_refused() {
     let (_, fault) = control(&emulator, "GET", "/faults", "").await;
     assert_eq!(fault["mode"], "none");
 }
+
+#[tokio::test]
+async fn reset_sends_half_of_the_answer_and_then_resets_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let emulator = start().await;
+    set_fault(
+        &emulator,
+        r#"{"mode":"reset","operations":["DescribeKey"],"count":1}"#,
+    )
+    .await;
+    let addr = emulator.kms_url().trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    let body = r#"{"KeyId":"alias/anything"}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: TrentService.DescribeKey\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let ended = loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) => break None,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(err) => break Some(err.kind()),
+        }
+    };
+    assert_eq!(
+        ended,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "{received:?}"
+    );
+    let text = String::from_utf8_lossy(&received);
+    let (head, partial) = text.split_once("\r\n\r\n").expect("the head was sent");
+    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    let announced: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .and_then(|length| length.trim().parse().ok())
+        .expect("Content-Length");
+    assert!(
+        !partial.is_empty() && partial.len() < announced,
+        "{} of {announced}",
+        partial.len()
+    );
+}
+
+#[tokio::test]
+async fn reset_cuts_off_a_sign_that_kms_completed_and_the_next_one_is_answered() {
+    let emulator = start().await;
+    let client = client(&emulator);
+    let key = create_key(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    control(&emulator, "POST", "/stats/reset", "").await;
+    set_fault(
+        &emulator,
+        r#"{"mode":"reset","operations":["Sign"],"count":1}"#,
+    )
+    .await;
+    let err = sign(&client, &key).await.expect_err("reset mid-response");
+    assert!(err.as_service_error().is_none(), "{err:?}");
+    sign(&client, &key).await.expect("the fault applied once");
+    let (_, stats) = control(&emulator, "GET", "/stats", "").await;
+    assert_eq!(stats["calls"]["Sign"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn bad_signature_answers_with_the_keys_signature_of_another_message() {
+    let emulator = start().await;
+    let client = client(&emulator);
+    let key = create_key(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    set_fault(&emulator, r#"{"mode":"bad-signature","count":1}"#).await;
+    client
+        .describe_key()
+        .key_id(&key)
+        .send()
+        .await
+        .expect("other operations are spared and do not count");
+    let signature = client
+        .sign()
+        .key_id(&key)
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .message(Blob::new("message"))
+        .send()
+        .await
+        .expect("a well-formed answer")
+        .signature
+        .expect("Signature");
+    let verify = |message: &'static str| {
+        client
+            .verify()
+            .key_id(&key)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .message(Blob::new(message))
+            .signature(signature.clone())
+            .send()
+    };
+    let err = verify("message")
+        .await
+        .expect_err("not a signature of the message sent");
+    assert_eq!(
+        error_code(&err).as_deref(),
+        Some("KMSInvalidSignatureException")
+    );
+    // "message" with its first bit flipped is "lessage".
+    let other = verify("lessage")
+        .await
+        .expect("a signature of another message");
+    assert!(other.signature_valid);
+    let (_, fault) = control(&emulator, "GET", "/faults", "").await;
+    assert_eq!(fault["count"], 0, "{fault}");
+}

@@ -434,3 +434,106 @@ async fn sts_errors_are_query_protocol_xml_and_faults_apply_to_assume_role() {
     assert_eq!(err.code(), Some("Throttling"));
     assume().await.expect("the fault applied once");
 }
+
+#[tokio::test]
+async fn the_session_knob_shortens_issued_credentials_and_kms_refuses_them_once_expired() {
+    let emulator = start().await;
+    for refused in [
+        r#"{"sessionSeconds":0}"#,
+        r#"{"sessionSeconds":43201}"#,
+        r#"{"seconds":5}"#,
+    ] {
+        let (status, _) = control(&emulator, "PUT", "/sts", refused).await;
+        assert_eq!(status, 400, "{refused}");
+    }
+    let (status, body) = control(&emulator, "PUT", "/sts", r#"{"sessionSeconds":2}"#).await;
+    assert_eq!(
+        (status, body["sessionSeconds"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+
+    let sts = sts_client(&emulator, base_credentials());
+    let before = SystemTime::now();
+    let output = sts
+        .assume_role()
+        .role_arn(SIGNER)
+        .role_session_name("short")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let issued = output.credentials().expect("Credentials");
+    let expiration = SystemTime::try_from(*issued.expiration()).expect("a time");
+    let lifetime = expiration.duration_since(before).expect("in the future");
+    assert!(lifetime <= Duration::from_secs(3), "{lifetime:?}");
+
+    let kms = client_with(
+        &emulator,
+        Credentials::new(
+            issued.access_key_id(),
+            issued.secret_access_key(),
+            Some(issued.session_token().to_owned()),
+            None,
+            "assumed",
+        ),
+        TIMEOUT,
+    );
+    kms.list_keys()
+        .send()
+        .await
+        .expect("valid until it expires");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let err = kms.list_keys().send().await.expect_err("expired");
+    assert_eq!(error_code(&err).as_deref(), Some("ExpiredTokenException"));
+
+    let (status, body) = control(&emulator, "DELETE", "/sts", "").await;
+    assert_eq!(
+        (status, body["sessionSeconds"].is_null()),
+        (200, true),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_and_latency_apply_to_assume_role_in_stss_own_form() {
+    let emulator = start().await;
+    let sts = sts_client(&emulator, base_credentials());
+    let assume = || {
+        sts.assume_role()
+            .role_arn(SIGNER)
+            .role_session_name("keycloak-test")
+            .send()
+    };
+    for (fault, status, code) in [
+        (
+            r#"{"mode":"server-error","operations":["AssumeRole"],"count":1}"#,
+            500,
+            "InternalFailure",
+        ),
+        (
+            r#"{"mode":"server-error","status":503,"operations":["AssumeRole"],"count":1}"#,
+            503,
+            "ServiceUnavailable",
+        ),
+    ] {
+        let (answer, body) = control(&emulator, "PUT", "/faults", fault).await;
+        assert_eq!(answer, 200, "{body}");
+        let err = assume().await.expect_err("server error");
+        assert_eq!(
+            err.raw_response().map(|r| r.status().as_u16()),
+            Some(status)
+        );
+        assert_eq!(err.code(), Some(code));
+    }
+    let (answer, body) = control(
+        &emulator,
+        "PUT",
+        "/faults",
+        r#"{"mode":"none","latencyMs":400,"operations":["AssumeRole"]}"#,
+    )
+    .await;
+    assert_eq!(answer, 200, "{body}");
+    let started = std::time::Instant::now();
+    assume().await.expect("slow, then answered");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}

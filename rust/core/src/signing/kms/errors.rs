@@ -5,6 +5,7 @@
 //! of a failed exchange) is quoted through [`bounded_remote_text`]: the endpoint may be one an
 //! administrator chose, and its words reach admin responses and the server log.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
@@ -30,7 +31,8 @@ pub(crate) fn map_sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    if let Some(cause) = credentials_failure(&error) {
+    if let Some(credentials) = credentials_failure(&error) {
+        let cause = root_cause(credentials);
         let message = match &connection.credentials {
             Credentials::AssumeRole(role) => {
                 format!("Could not assume role {}: {cause}", role.role_arn)
@@ -39,7 +41,7 @@ where
                 format!("No AWS credentials could be obtained: {cause}")
             }
         };
-        return Error::new(ErrorKind::CredentialsUnavailable, message);
+        return Error::new(classify_credentials_error(credentials), message);
     }
     match &error {
         SdkError::ServiceError(context) => {
@@ -96,8 +98,13 @@ where
         }
         SdkError::ResponseError(context) => {
             let status = context.raw().status().as_u16();
+            // A 2xx answer that could not be read was cut short (a connection reset or closed
+            // mid-response) or garbled on the way: the SDKs retry every response error, and
+            // so do we. An unreadable 4xx stays a refusal.
             let kind = if status >= 500 {
                 ErrorKind::KmsUnavailable
+            } else if (200..300).contains(&status) {
+                ErrorKind::Network
             } else {
                 ErrorKind::KmsRejected
             };
@@ -146,15 +153,27 @@ fn classify_service_error(code: &str, status: u16) -> ErrorKind {
         | "IncompleteSignature"
         | "MissingAuthenticationToken"
         | "ExpiredTokenException" => ErrorKind::AccessDenied,
+        // The throttling codes of the SDKs' standard retry mode (STS says `Throttling`).
         "ThrottlingException"
+        | "Throttling"
         | "LimitExceededException"
         | "RequestLimitExceeded"
-        | "TooManyRequestsException" => ErrorKind::Throttled,
+        | "TooManyRequestsException"
+        | "ThrottledException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown"
+        | "PriorRequestNotComplete"
+        | "EC2ThrottledException" => ErrorKind::Throttled,
         "KMSInternalException"
         | "DependencyTimeoutException"
         | "KeyUnavailableException"
         | "InternalFailure"
-        | "ServiceUnavailable" => ErrorKind::KmsUnavailable,
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException" => ErrorKind::KmsUnavailable,
         _ if status >= 500 => ErrorKind::KmsUnavailable,
         _ => ErrorKind::KmsRejected,
     }
@@ -214,18 +233,96 @@ fn service_error_message(
 }
 
 /// Finds a credentials-provider failure anywhere in the error's cause chain.
-fn credentials_failure<E>(error: &SdkError<E, HttpResponse>) -> Option<String>
+fn credentials_failure<E>(error: &SdkError<E, HttpResponse>) -> Option<&CredentialsError>
 where
     E: std::error::Error + 'static,
 {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
-        if let Some(credentials) =
-            current.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-        {
-            return Some(root_cause(credentials));
+        if let Some(credentials) = current.downcast_ref::<CredentialsError>() {
+            return Some(credentials);
         }
         cause = current.source();
+    }
+    None
+}
+
+/// Whether a credentials failure is transient (a later fetch may succeed), as the SDKs treat
+/// the same failure of STS or the metadata services.
+pub(crate) fn credentials_error_is_transient(error: &CredentialsError) -> bool {
+    classify_credentials_error(error).is_transient()
+}
+
+/// A credentials-provider failure as a kind: STS throttling, STS 5xx, timeouts and broken
+/// connections (STS, IMDS, the container endpoint) are the transient kinds, retried inside the
+/// call; everything else (a denied role, no provider in the chain, a bad configuration) is
+/// `CredentialsUnavailable`.
+pub(crate) fn classify_credentials_error(error: &CredentialsError) -> ErrorKind {
+    if matches!(error, CredentialsError::ProviderTimedOut(_)) {
+        return ErrorKind::Timeout;
+    }
+    if matches!(error, CredentialsError::InvalidConfiguration(_)) {
+        return ErrorKind::CredentialsUnavailable;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(kind) = transient_kind_of(current) {
+            return kind;
+        }
+        cause = current.source();
+    }
+    ErrorKind::CredentialsUnavailable
+}
+
+/// The transient kind one link of a credentials failure's chain shows, if any.
+fn transient_kind_of(link: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use aws_config::imds::client::error::ImdsError;
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    if let Some(sts) = link.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+        return match sts {
+            SdkError::ServiceError(context) => {
+                let status = context.raw().status().as_u16();
+                let kind = classify_service_error(context.err().code().unwrap_or(""), status);
+                kind.is_transient().then_some(kind)
+            }
+            SdkError::TimeoutError(_) => Some(ErrorKind::Timeout),
+            SdkError::ResponseError(context) if context.raw().status().as_u16() >= 500 => {
+                Some(ErrorKind::KmsUnavailable)
+            }
+            SdkError::ResponseError(_) => Some(ErrorKind::Network),
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => Some(ErrorKind::Timeout),
+            SdkError::DispatchFailure(failure) if failure.is_io() => Some(ErrorKind::Network),
+            _ => None,
+        };
+    }
+    if let Some(imds) = link.downcast_ref::<ImdsError>() {
+        return match imds {
+            ImdsError::ErrorResponse(response) if response.response().status().as_u16() >= 500 => {
+                Some(ErrorKind::KmsUnavailable)
+            }
+            ImdsError::ErrorResponse(response) if response.response().status().as_u16() == 429 => {
+                Some(ErrorKind::Throttled)
+            }
+            ImdsError::IoError(_) => Some(ErrorKind::Network),
+            _ => None,
+        };
+    }
+    if let Some(connector) = link.downcast_ref::<ConnectorError>() {
+        if connector.is_timeout() {
+            return Some(ErrorKind::Timeout);
+        }
+        if connector.is_io() {
+            return Some(ErrorKind::Network);
+        }
+    }
+    if let Some(aws) = link.downcast_ref::<aws_smithy_types::error::ErrorMetadata>() {
+        let kind = classify_service_error(aws.code().unwrap_or(""), 400);
+        return kind.is_transient().then_some(kind);
+    }
+    if link.downcast_ref::<std::io::Error>().is_some() {
+        return Some(ErrorKind::Network);
     }
     None
 }

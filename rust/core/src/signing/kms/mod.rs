@@ -2,12 +2,17 @@
 //! - [`clients`]: a client per connection (region, endpoint, credentials) and how its credentials
 //!   are obtained; shared by the keys that use it, dropped with the last of them.
 //! - [`calls`]: one logical call under a deadline, its retries, and the operations we make.
+//! - [`credentials`]: expiring credentials held in memory and refreshed ahead of expiry by a
+//!   background task per client.
+//! - [`budget`]: the retry budget (token bucket) each client's calls share.
 //! - [`errors`]: every SDK failure mapped to an [`ErrorKind`](crate::ErrorKind) and a message an
-//!   administrator can act on.
+//!   administrator can act on; transient credentials failures get the transient kinds.
 
+pub mod budget;
 pub mod calls;
 pub mod clients;
+pub mod credentials;
 pub(crate) mod errors;
 
 pub use calls::Timeouts;
-pub use clients::{ClientPool, SharedClient};
+pub use clients::{ClientPool, KmsClient, SharedClient};

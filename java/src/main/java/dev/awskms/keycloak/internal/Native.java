@@ -103,10 +103,22 @@ public final class Native {
         return NativeBridge.publicKeyCacheDefaults();
     }
 
-    /** The source's fresh keys, or null. */
+    /**
+     * The source's fresh keys, or null. Asks by the source's id once the native cache handed one
+     * out ({@link SourceIds}): no string crosses and no lock is taken on a hit.
+     */
     public static CachedPublicKeys cachedPublicKeys(String sourceKey) {
         ensureLoaded();
-        return (CachedPublicKeys) NativeBridge.publicKeyCacheGet(sourceKey);
+        long id = SourceIds.get(sourceKey);
+        if (id != 0) {
+            // Null also when the id names no cached source any more; the reload that follows a
+            // miss then asks by key and learns the new id.
+            return (CachedPublicKeys) NativeBridge.publicKeyCacheGetById(id);
+        }
+        long[] sourceId = new long[1];
+        Object answer = NativeBridge.publicKeyCacheGet(sourceKey, sourceId);
+        SourceIds.remember(sourceKey, sourceId[0]);
+        return (CachedPublicKeys) answer;
     }
 
     /**
@@ -116,9 +128,17 @@ public final class Native {
      */
     public static ReloadStart beginPublicKeyReload(String sourceKey) {
         ensureLoaded();
-        long[] permit = new long[1];
-        Object answer = NativeBridge.publicKeyCacheReload(sourceKey, permit);
-        return new ReloadStart((CachedPublicKeys) answer, permit[0]);
+        // [0]: the permit (0: not leading); [1]: the source's id (0: the id named no cached source).
+        long[] permitAndId = new long[2];
+        long id = SourceIds.get(sourceKey);
+        Object answer = id == 0 ? null : NativeBridge.publicKeyCacheReloadById(id, permitAndId);
+        if (permitAndId[1] == 0) {
+            answer = NativeBridge.publicKeyCacheReload(sourceKey, permitAndId);
+        }
+        if (permitAndId[1] != id) {
+            SourceIds.remember(sourceKey, permitAndId[1]);
+        }
+        return new ReloadStart((CachedPublicKeys) answer, permitAndId[0]);
     }
 
     /** Stores the leader's keys (unless its permit expired or the source was evicted meanwhile) and returns them. */
@@ -146,18 +166,21 @@ public final class Native {
     public static void evictPublicKeys(String sourceKey) {
         ensureLoaded();
         NativeBridge.publicKeyCacheEvict(sourceKey);
+        SourceIds.forget(sourceKey);
     }
 
     /** Drops every entry whose source key starts with the prefix, e.g. {@code "<realmId>::"}. */
     public static void evictPublicKeysByPrefix(String sourceKeyPrefix) {
         ensureLoaded();
         NativeBridge.publicKeyCacheEvictPrefix(sourceKeyPrefix);
+        SourceIds.forgetPrefix(sourceKeyPrefix);
     }
 
     /** Drops every entry ("Clear keys cache"). */
     public static void clearPublicKeys() {
         ensureLoaded();
         NativeBridge.publicKeyCacheClear();
+        SourceIds.clear();
     }
 
     /** The public key cache counters, as JSON. */
@@ -170,5 +193,67 @@ public final class Native {
     public static String fetchJwks(String url, String requestedUse) {
         ensureLoaded();
         return NativeBridge.fetchJwks(url, requestedUse);
+    }
+
+    /** The categories of the native side's log records, e.g. {@code dev.awskms.keycloak.native.signing}. */
+    public static List<String> logCategories() {
+        ensureLoaded();
+        return List.of(NativeBridge.logCategories());
+    }
+
+    /**
+     * Sets the level each native log category's records are made at.
+     *
+     * @param levelsJson {@code {"<category>":"OFF|ERROR|WARN|INFO|DEBUG|TRACE"...}}; categories left out keep theirs
+     * @throws NativeException INVALID_ARGUMENT for an unknown category or level
+     */
+    public static void configureLogLevels(String levelsJson) {
+        ensureLoaded();
+        NativeBridge.configureLogLevels(levelsJson);
+    }
+
+    /**
+     * Takes the queued native log records, waiting up to {@code waitMillis} (at most 10 s) for the
+     * first; blocks only the calling thread.
+     *
+     * @return {@code {"dropped":n,"records":[{"category","level","message"}...]}}
+     */
+    public static String drainLogRecords(long waitMillis) {
+        ensureLoaded();
+        return NativeBridge.drainLogRecords(waitMillis);
+    }
+
+    /** Ends a waiting {@link #drainLogRecords} at once. */
+    public static void wakeLogDrain() {
+        ensureLoaded();
+        NativeBridge.wakeLogDrain();
+    }
+
+    /**
+     * The counters behind Keycloak's metrics: {@code {"kms":{"calls":[{"operation","outcome","count"}...],
+     * "retries":[{"code","count"}...],"throttles":n},"logs":{"dropped":n},"signingKeys":{"keys","clients"}}}.
+     */
+    public static String telemetryStats() {
+        ensureLoaded();
+        return NativeBridge.telemetryStats();
+    }
+
+    /**
+     * The last signing success and failure of each key provider on this node:
+     * {@code [{"componentId","realm","kid","keyArn","lastSuccess","lastFailure":{"at","code","message"},
+     * "failuresSinceSuccess"}...]}, times in epoch milliseconds.
+     */
+    public static String signingOutcomes() {
+        ensureLoaded();
+        return NativeBridge.signingOutcomes();
+    }
+
+    /**
+     * Whether this "PublicKey wasn't found" line of {@code sourceKey} is logged at WARN (at most once
+     * per window per source): the note to append, or null to log it at DEBUG.
+     */
+    public static String unknownKidNote(String sourceKey) {
+        ensureLoaded();
+        return NativeBridge.unknownKidNote(sourceKey);
     }
 }

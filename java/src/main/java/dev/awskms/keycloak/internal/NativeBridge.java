@@ -52,14 +52,21 @@ final class NativeBridge {
     /** The public key cache option defaults, as JSON in the option names and units. */
     static native String publicKeyCacheDefaults();
 
-    /** The source's fresh {@link CachedPublicKeys}, or null. */
-    static native Object publicKeyCacheGet(String sourceKey);
+    /** The source's fresh {@link CachedPublicKeys}, or null; writes the source's id (0: not cached) to {@code sourceId[0]}. */
+    static native Object publicKeyCacheGet(String sourceKey, long[] sourceId);
+
+    /** The hit path: the fresh {@link CachedPublicKeys} of the source the id names, or null (also for an unknown id). */
+    static native Object publicKeyCacheGetById(long sourceId);
 
     /**
      * Starts a reload: writes a permit id to {@code permit[0]} and returns null when the caller leads
-     * the load, otherwise writes 0 and returns the keys to use now (or null).
+     * the load, otherwise writes 0 and returns the keys to use now (or null); writes the source's id
+     * to {@code permit[1]} when the array has room.
      */
     static native Object publicKeyCacheReload(String sourceKey, long[] permit);
+
+    /** {@link #publicKeyCacheReload} for the source the id names; 0 in {@code permit[1]} when no cached source has it. */
+    static native Object publicKeyCacheReloadById(long sourceId, long[] permit);
 
     /** Stores the leader's keys (unless the permit expired) and returns them. */
     static native Object publicKeyCacheCompleteReload(long permit, CachedPublicKeys keys, long expiresAtEpochMillis);
@@ -81,4 +88,25 @@ final class NativeBridge {
 
     /** Downloads a JWKS and returns its keys for the requested use, as JSON. */
     static native String fetchJwks(String url, String requestedUse);
+
+    /** The categories of the native side's log records. */
+    static native String[] logCategories();
+
+    /** Sets the level each native log category's records are made at, as JSON. */
+    static native void configureLogLevels(String levelsJson);
+
+    /** The queued native log records, as JSON; waits up to {@code waitMillis} (at most 10 s) for the first. */
+    static native String drainLogRecords(long waitMillis);
+
+    /** Ends a waiting {@link #drainLogRecords} at once. */
+    static native void wakeLogDrain();
+
+    /** The counters behind Keycloak's metrics (KMS requests, retries, throttling, dropped records), as JSON. */
+    static native String telemetryStats();
+
+    /** The last signing success and failure of each key provider on this node, as JSON. */
+    static native String signingOutcomes();
+
+    /** The note to log a source's unknown kid at WARN with, or null for DEBUG. */
+    static native String unknownKidNote(String sourceKey);
 }

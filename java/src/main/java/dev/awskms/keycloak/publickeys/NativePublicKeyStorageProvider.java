@@ -12,6 +12,7 @@ import dev.awskms.keycloak.internal.CachedPublicKeys;
 import dev.awskms.keycloak.internal.Native;
 import dev.awskms.keycloak.internal.NativeException;
 import dev.awskms.keycloak.internal.ReloadStart;
+import dev.awskms.keycloak.operator.UnknownKidLog;
 import org.jboss.logging.Logger;
 import org.keycloak.crypto.KeyWrapper;
 import org.keycloak.crypto.PublicKeysWrapper;
@@ -70,7 +71,7 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
         }
         List<String> availableKids = current == null ? Collections.emptyList() : current.keys().getKids();
         // Keycloak's own wording, which administrators search for.
-        LOG.warnf("PublicKey wasn't found in the storage. Requested kid: '%s' . Available kids: '%s'", kid, availableKids);
+        UnknownKidLog.log(LOG, modelKey, kid, availableKids);
         return null;
     }
 

@@ -38,7 +38,9 @@ public final class KmsKeyAttributes {
     public static final ProviderConfigProperty ENDPOINT_URL_PROPERTY = new ProviderConfigProperty(ENDPOINT_URL_KEY,
             "Endpoint URL",
             "Optional. Call KMS at this URL instead of the regional endpoint, e.g. a VPC endpoint or "
-                    + "https://kms-fips.us-east-1.amazonaws.com. Leave empty to use the standard endpoint of the region.",
+                    + "https://kms-fips.us-east-1.amazonaws.com. Leave empty to use the standard endpoint of the region. "
+                    + "Must be https://, unless the Keycloak server allows plain http:// to that host (loopback only, by "
+                    + "default).",
             ProviderConfigProperty.STRING_TYPE, null);
 
     public static final String DEFAULT_CREDENTIALS_MODE = "default";
@@ -51,7 +53,7 @@ public final class KmsKeyAttributes {
                     + "server (environment variables, web identity, container or EC2 instance role) and stores no "
                     + "secret in Keycloak; prefer it. 'access-key' uses the access key entered below. 'assume-role' "
                     + "assumes the IAM role entered below through STS, as the access key entered below if there is "
-                    + "one, else as the default credential chain.",
+                    + "one, else as the default credential chain. The help of each field below says which modes use it.",
             ProviderConfigProperty.LIST_TYPE, DEFAULT_CREDENTIALS_MODE,
             DEFAULT_CREDENTIALS_MODE, ACCESS_KEY_CREDENTIALS_MODE, ASSUME_ROLE_CREDENTIALS_MODE);
 
@@ -66,8 +68,10 @@ public final class KmsKeyAttributes {
     public static final String SECRET_ACCESS_KEY_KEY = "secretAccessKey";
     public static final ProviderConfigProperty SECRET_ACCESS_KEY_PROPERTY = new ProviderConfigProperty(SECRET_ACCESS_KEY_KEY,
             "Secret access key",
-            "The secret of that access key. It is stored in Keycloak's database and masked in the admin console; "
-                    + "enter ${vault.NAME} to read it from Keycloak's vault instead.",
+            "With credentials mode 'access-key' (required), or 'assume-role' with an access key ID: the secret "
+                    + "access key of that access key. Stored in Keycloak's database and shown masked; enter "
+                    + "${vault.NAME} to read it from Keycloak's vault instead. Enter it again whenever you change where "
+                    + "it is sent: the Region, an endpoint URL, the Role ARN or the account of the KMS key.",
             ProviderConfigProperty.PASSWORD, null, true);
 
     public static final String ROLE_ARN_KEY = "roleArn";
@@ -83,8 +87,8 @@ public final class KmsKeyAttributes {
     public static final ProviderConfigProperty EXTERNAL_ID_PROPERTY = new ProviderConfigProperty(EXTERNAL_ID_KEY,
             "External ID",
             "With credentials mode 'assume-role' (optional): the external ID the role's trust policy requires "
-                    + "(sts:ExternalId). Masked in the admin console; enter ${vault.NAME} to read it from Keycloak's "
-                    + "vault.",
+                    + "(sts:ExternalId). Shown masked; enter ${vault.NAME} to read it from Keycloak's vault instead. "
+                    + "Enter it again whenever you change where it is sent, as for the secret access key.",
             ProviderConfigProperty.PASSWORD, null, true);
 
     /**
@@ -191,7 +195,9 @@ public final class KmsKeyAttributes {
 
     /** A read-only text property that validation fills in. */
     private static ProviderConfigProperty writtenOnSave(String name, String label, String helpText) {
-        ProviderConfigProperty property = new ProviderConfigProperty(name, label, helpText,
+        // Keycloak 26.7's admin console shows read-only properties as ordinary inputs: say so in the help.
+        ProviderConfigProperty property = new ProviderConfigProperty(name, label,
+                helpText + " Nothing to enter: a value typed here is replaced when you save.",
                 ProviderConfigProperty.STRING_TYPE, null);
         property.setReadOnly(true);
         return property;

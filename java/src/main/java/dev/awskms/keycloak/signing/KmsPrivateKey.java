@@ -10,6 +10,7 @@ import dev.awskms.keycloak.internal.Native;
 import dev.awskms.keycloak.internal.NativeErrorCode;
 import dev.awskms.keycloak.internal.NativeException;
 import dev.awskms.keycloak.internal.NativeLibraryLoadException;
+import dev.awskms.keycloak.operator.SigningTimer;
 import org.jboss.logging.Logger;
 
 /**
@@ -137,7 +138,7 @@ public final class KmsPrivateKey implements PrivateKey {
             throw policyRefused(refusal);
         }
         try {
-            return signWithHandle(jcaAlgorithm, message);
+            return SigningTimer.time(() -> signWithHandle(jcaAlgorithm, message));
         } catch (NativeException e) {
             if (e.code() == NativeErrorCode.POLICY_DENIED) {
                 rememberPolicyRefusal(e.detail());

@@ -229,12 +229,19 @@ public class PublicKeyStorageBenchmark {
     /** Server options as {@code --spi-public-key-storage--native-lru--*} would give them. */
     private static Config.Scope options(Map<String, String> values) {
         return KeycloakStubs.stub(Config.Scope.class, (proxy, method, args) -> {
-            if (method.getName().equals("getInt")) {
-                // getInt(key) answers null for an option that is not set, getInt(key, default) the default.
-                String value = values.get((String) args[0]);
-                return value != null ? Integer.valueOf(value) : args.length == 2 ? args[1] : null;
+            // get*(key) answers null for an option that is not set, get*(key, default) the default.
+            String value = args != null && args.length > 0 ? values.get((String) args[0]) : null;
+            Object unset = args != null && args.length == 2 ? args[1] : null;
+            switch (method.getName()) {
+                case "getInt":
+                    return value != null ? Integer.valueOf(value) : unset;
+                case "getBoolean":
+                    return value != null ? Boolean.valueOf(value) : unset;
+                case "get":
+                    return value != null ? value : unset;
+                default:
+                    return KeycloakStubs.unsupported(Config.Scope.class, method.getName());
             }
-            return KeycloakStubs.unsupported(Config.Scope.class, method.getName());
         });
     }
 

@@ -1,5 +1,6 @@
 package dev.awskms.keycloak.internal;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -61,9 +62,12 @@ class NativeBridgeTest {
         assertEquals(new TreeSet<>(List.of("version", "errorCodes", "signingCatalogue", "configureSigningPolicy",
                 "describeSigningKey",
                 "signingKeyHandle", "sign", "releaseSigningKey", "signingKeyStats", "publicKeyCacheConfigure",
-                "publicKeyCacheDefaults", "publicKeyCacheGet", "publicKeyCacheReload", "publicKeyCacheCompleteReload",
+                "publicKeyCacheDefaults", "publicKeyCacheGet", "publicKeyCacheGetById", "publicKeyCacheReload",
+                "publicKeyCacheReloadById", "publicKeyCacheCompleteReload",
                 "publicKeyCacheFailReload", "publicKeyCacheEvict", "publicKeyCacheEvictPrefix", "publicKeyCacheClear",
-                "publicKeyCacheStats", "fetchJwks")), nativeMethods(NativeBridge.class));
+                "publicKeyCacheStats", "fetchJwks", "logCategories", "configureLogLevels", "drainLogRecords",
+                "wakeLogDrain", "telemetryStats", "signingOutcomes", "unknownKidNote")),
+                nativeMethods(NativeBridge.class));
 
         // An unbound native throws UnsatisfiedLinkError; a bound one returns or throws NativeException.
         assertFalse(NativeBridge.version().isBlank(), "version is blank");
@@ -78,7 +82,13 @@ class NativeBridgeTest {
         // The public key cache natives, with arguments that change nothing shared.
         assertThrows(NativeException.class, () -> NativeBridge.publicKeyCacheConfigure("{not json"));
         assertTrue(NativeBridge.publicKeyCacheDefaults().startsWith("{"), "defaults are not JSON");
-        assertNull(NativeBridge.publicKeyCacheGet("NativeBridgeTest::no-such-source"));
+        long[] sourceId = {-1L};
+        assertNull(NativeBridge.publicKeyCacheGet("NativeBridgeTest::no-such-source", sourceId));
+        assertEquals(0L, sourceId[0], "a source that is not cached has no id");
+        assertNull(NativeBridge.publicKeyCacheGetById(-1L));
+        long[] noSuchId = {-1L, -1L};
+        assertNull(NativeBridge.publicKeyCacheReloadById(-1L, noSuchId));
+        assertArrayEquals(new long[] {0L, 0L}, noSuchId, "an id that names no source is answered as unknown");
         long[] permit = new long[1];
         assertNull(NativeBridge.publicKeyCacheReload("NativeBridgeTest::" + UUID.randomUUID(), permit));
         assertNotEquals(0L, permit[0], "the first reload of a source leads");
@@ -91,6 +101,12 @@ class NativeBridgeTest {
         assertThrows(NativeException.class, () -> NativeBridge.fetchJwks("not a url", "sig"));
         // publicKeyCacheClear is bound too, but clearing would disturb other tests' entries;
         // PublicKeyCacheBridgeTest calls it.
+        assertTrue(NativeBridge.logCategories().length > 0, "no log categories");
+        assertTrue(NativeBridge.telemetryStats().startsWith("{"), "telemetry stats are not JSON");
+        assertFalse(NativeBridge.signingOutcomes().isBlank(), "signing outcomes are blank");
+        NativeBridge.wakeLogDrain();
+        // configureLogLevels, drainLogRecords and unknownKidNote change what the log thread sees:
+        // NativeLogDrainTest and NativeHostileArgumentsTest call them.
     }
 
     @Test

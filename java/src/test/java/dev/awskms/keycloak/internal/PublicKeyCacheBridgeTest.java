@@ -1,5 +1,6 @@
 package dev.awskms.keycloak.internal;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -300,6 +301,77 @@ class PublicKeyCacheBridgeTest {
         // An evicted source loads again at once: its window went with it.
         CachedPublicKeys again = keys("again");
         assertSame(again, load(client, again));
+    }
+
+    @Test
+    @DisplayName("hands out a source id with the answers by key, serves hits by it, and lets an evicted source's id name nothing")
+    void sourceIdsNameOneSourceWhileItIsCached() {
+        String source = source();
+        long[] permitAndId = new long[2];
+        assertNull(NativeBridge.publicKeyCacheReload(source, permitAndId));
+        assertNotEquals(0L, permitAndId[0], "the first reload leads");
+        long id = permitAndId[1];
+        assertNotEquals(0L, id, "the reload caches the source and names its id");
+        assertNull(NativeBridge.publicKeyCacheGetById(id), "nothing loaded yet");
+        CachedPublicKeys built = keys("by-id");
+        assertSame(built, Native.completePublicKeyReload(permitAndId[0], built));
+        assertSame(built, NativeBridge.publicKeyCacheGetById(id));
+        long[] sourceId = new long[1];
+        assertSame(built, NativeBridge.publicKeyCacheGet(source, sourceId));
+        assertEquals(id, sourceId[0]);
+
+        long[] again = new long[2];
+        assertSame(built, NativeBridge.publicKeyCacheReloadById(id, again), "throttled: the current keys");
+        assertArrayEquals(new long[] {0L, id}, again);
+
+        NativeBridge.publicKeyCacheEvict(source);
+        assertNull(NativeBridge.publicKeyCacheGetById(id));
+        long[] unknown = {-1L, -1L};
+        assertNull(NativeBridge.publicKeyCacheReloadById(id, unknown));
+        assertArrayEquals(new long[] {0L, 0L}, unknown, "an evicted source's id is answered as unknown");
+        // Cached again, the source gets another id; the old one still names nothing.
+        assertNull(NativeBridge.publicKeyCacheReload(source, permitAndId));
+        assertNotEquals(id, permitAndId[1]);
+        Native.completePublicKeyReload(permitAndId[0], keys("again"));
+        assertNull(NativeBridge.publicKeyCacheGetById(id));
+        Native.evictPublicKeys(source);
+    }
+
+    @Test
+    @DisplayName("asks by key again when the id it remembered names no cached source any more")
+    void aStaleRememberedIdFallsBackToTheKey() {
+        String source = source();
+        CachedPublicKeys first = keys("first");
+        assertSame(first, load(source, first));
+        long remembered = SourceIds.get(source);
+        assertNotEquals(0L, remembered, "the facade remembers the id of a source it loaded");
+        assertSame(first, Native.cachedPublicKeys(source));
+
+        // Evicted behind the facade's back (as the LRU bound or max idle would): the id goes stale.
+        NativeBridge.publicKeyCacheEvict(source);
+        assertEquals(remembered, SourceIds.get(source));
+        assertNull(Native.cachedPublicKeys(source), "a stale id is a miss, never another source's keys");
+        CachedPublicKeys second = keys("second");
+        assertSame(second, load(source, second));
+        long renewed = SourceIds.get(source);
+        assertNotEquals(0L, renewed);
+        assertNotEquals(remembered, renewed, "the reload by key learned the source's new id");
+        assertSame(second, Native.cachedPublicKeys(source));
+
+        Native.evictPublicKeys(source);
+        assertEquals(0L, SourceIds.get(source), "an eviction forgets the id");
+    }
+
+    @Test
+    @DisplayName("keeps at most its bound of source ids, starting over past it")
+    void rememberedIdsAreBounded() {
+        String prefix = "bridge-test-" + UUID.randomUUID() + "::bound::";
+        for (int i = 0; i <= SourceIds.MAX_IDS; i++) {
+            SourceIds.remember(prefix + i, i + 1L);
+        }
+        assertTrue(SourceIds.size() <= SourceIds.MAX_IDS, "remembered " + SourceIds.size());
+        SourceIds.forgetPrefix(prefix);
+        assertEquals(0L, SourceIds.get(prefix + SourceIds.MAX_IDS));
     }
 
     @Test

@@ -126,6 +126,46 @@ class SecurityPolicyTest {
             assertTrue(e.getMessage().contains("'instance-role' is not a credentials mode"), e.getMessage());
             assertDoesNotThrow(() -> new KmsKeyProviderFactory().init(options(Map.of())));
         }
+        @Test
+        @DisplayName("accept every example of the documentation as Keycloak hands it over")
+        void theDocumentedExamplesAreAccepted() throws Exception {
+            // Surefire runs in java/; the examples are in the repository's README and docs/.
+            java.nio.file.Path root = java.nio.file.Path.of(System.getProperty("user.dir")).resolve("..").normalize();
+            java.util.regex.Pattern example = java.util.regex.Pattern.compile(
+                    "--spi-keys--aws-kms--([a-z-]+)=(?:'([^']*)'|([^\\s'`]+))");
+            Set<String> known = new java.util.HashSet<>();
+            SigningPolicyOptions.CONFIG_METADATA.forEach(option -> known.add(option.getName()));
+            int examples = 0;
+            for (String document : List.of("README.md", "docs/iam.md", "docs/security.md")) {
+                String text = java.nio.file.Files.readString(root.resolve(document));
+                for (String block : text.split("```")) {
+                    Map<String, String> values = new LinkedHashMap<>();
+                    java.util.regex.Matcher matcher = example.matcher(block);
+                    while (matcher.find()) {
+                        String name = camelCase(matcher.group(1));
+                        assertTrue(known.contains(name), document + " names an option that does not exist: "
+                                + matcher.group(0));
+                        String value = matcher.group(2) != null ? matcher.group(2) : matcher.group(3);
+                        // Keycloak's configuration turns $${realm} into ${realm} before the provider reads it.
+                        values.put(name, value.replace("$${", "${"));
+                        examples++;
+                    }
+                    if (!values.isEmpty()) {
+                        assertDoesNotThrow(() -> new KmsKeyProviderFactory().init(options(values)),
+                                document + ": " + values);
+                    }
+                }
+            }
+            assertTrue(examples >= 6, "the README's examples were found: " + examples);
+        }
+
+        private static String camelCase(String dashed) {
+            StringBuilder name = new StringBuilder();
+            for (String part : dashed.split("-")) {
+                name.append(name.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+            }
+            return name.toString();
+        }
     }
 
     @Nested

@@ -1,0 +1,1 @@
+"""Keycloak's admin console in a real browser (headless Chromium)."""
