@@ -18,6 +18,10 @@ public final class UnknownKidLog {
 
     /** Logs that {@code kid} is not among {@code availableKids} of source {@code modelKey}. */
     public static void log(Logger log, String modelKey, String kid, List<String> availableKids) {
+        // A miss is the flood's hot path: with nothing to log, cross no JNI boundary.
+        if (!log.isEnabled(Logger.Level.WARN)) {
+            return;
+        }
         String note = Native.unknownKidNote(modelKey);
         // Keycloak's own wording, which administrators search for.
         if (note != null) {

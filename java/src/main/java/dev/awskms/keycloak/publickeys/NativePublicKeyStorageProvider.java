@@ -70,7 +70,6 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
             return key.cloneKey();
         }
         List<String> availableKids = current == null ? Collections.emptyList() : current.keys().getKids();
-        // Keycloak's own wording, which administrators search for.
         UnknownKidLog.log(LOG, modelKey, kid, availableKids);
         return null;
     }
