@@ -8,7 +8,8 @@
 #
 #   scripts/fuzz.sh                 every target, 60 s each
 #   scripts/fuzz.sh 300             every target, 300 s each
-#   scripts/fuzz.sh --smoke         every target, 5 s each (what CI's fuzz-smoke stage runs)
+#   scripts/fuzz.sh --smoke         every target, 5 s each (scripts/test.sh fuzz-smoke; CI runs the
+#                                   stable seed replay rust/core/tests/fuzz_smoke.rs instead)
 #   scripts/fuzz.sh 120 jwks_document spki_der     only these targets
 #   scripts/fuzz.sh --build-only    build the targets, run nothing
 #   scripts/fuzz.sh --list          the targets

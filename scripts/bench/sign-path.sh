@@ -27,30 +27,12 @@ out="$AWSKMS_ROOT/java/target/bench-sign-path"
 [ -f "$native_library" ] || die "no $native_library: run scripts/build.sh (or scripts/bench.sh) first"
 [ -x "$emulator" ] || die "no $emulator: run scripts/build.sh first"
 
-# shellcheck disable=SC2086  # MVN_ARGS is a word list on purpose
-mvn_bench() {
-    mvn -q -B -Dstyle.color=never ${MVN_ARGS:-} -f java/pom.xml -Pbench "-Dnative.library.path=$native_library" \
-        '-Dbench.sources.excluded=**/*Test.java' "$@"
-}
-if [ -n "${BENCH_LOCK:-}" ]; then
-    exec 9>"$BENCH_LOCK"
-    flock 9
-fi
-say "mvn -Pbench test-compile"
-mvn_bench test-compile
-rm -rf "$out" && mkdir -p "$out"
+# shellcheck source=common.sh
+. "$AWSKMS_ROOT/scripts/bench/common.sh"
 # Run from a snapshot: other builds may rewrite java/target and target/release meanwhile.
-cp -r java/target/classes "$out/classes"
-cp -r java/target/test-classes "$out/test-classes"
-mvn_bench org.apache.maven.plugins:maven-dependency-plugin:2.8:build-classpath \
-    -Dmdep.includeScope=test "-Dmdep.outputFile=$out/classpath.txt"
-cp "$native_library" "$out/libkeycloak_aws_kms.so"
+bench_snapshot "$out"
 cp "$emulator" "$out/kms-emulator"
-if [ -n "${BENCH_LOCK:-}" ]; then
-    flock -u 9
-    exec 9>&-
-fi
-classpath="$out/test-classes:$out/classes:$(cat "$out/classpath.txt")"
+classpath="$(bench_classpath "$out")"
 
 access_key_id=AKIABENCHSIGNPATH001
 secret_access_key=bench-sign-path-secret-0001

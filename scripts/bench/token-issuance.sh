@@ -12,12 +12,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$AWSKMS_ROOT"
 
-if ! command -v wrk >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "wrk is missing: apt-get install wrk"
-    say "wrk: apt-get install wrk"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
-fi
-[ -x "$AWSKMS_VENV/bin/python" ] || die "no $AWSKMS_VENV: run scripts/setup.sh first"
-say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck source=common.sh
+. "$AWSKMS_ROOT/scripts/bench/common.sh"
+need_wrk
+need_test_venv
+say_machine
 exec "$AWSKMS_VENV/bin/python" scripts/bench/token_issuance.py "$@"

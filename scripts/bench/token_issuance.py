@@ -14,27 +14,21 @@ import argparse
 import base64
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from benchlib import ROOT, group_cpu_ns, load_average, run_wrk, start_emulator
 
-import harness  # noqa: E402
+import harness  # noqa: E402  (on the path through benchlib)
 import realms  # noqa: E402
 import requests  # noqa: E402
 
 KEY_SPECS = {"ES256": "ECC_NIST_P256", "RS256": "RSA_2048"}
 ACCESS_KEY_ID = "AKIABENCHTOKENS00001"
 SECRET_ACCESS_KEY = "bench-token-issuance-secret-0001"
-CLOCK_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def generated_component(alg: str) -> dict[str, Any]:
@@ -50,79 +44,6 @@ def generated_component(alg: str) -> dict[str, Any]:
         "name": f"own-{alg.lower()}",
         "providerId": "rsa-generated",
         "config": {"priority": priority, "keySize": ["2048"], "algorithm": [alg]},
-    }
-
-
-def start_emulator(workdir: Path) -> harness.Emulator:
-    """The emulator with --quiet (no request log: its writes would be measured as its CPU)."""
-    log_path = workdir / "kms-emulator.log"
-    # A copy: other builds may rewrite target/release meanwhile.
-    binary = workdir / "kms-emulator"
-    shutil.copy2(harness.EMULATOR_BINARY, binary)
-    args = [
-        str(binary), "--quiet",
-        "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
-        "--region", harness.REGION,
-        "--credentials", f"{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}",
-    ]
-    for alg, spec in KEY_SPECS.items():
-        args += ["--create-key", f"alias/bench-{alg.lower()}={spec}"]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    threading.Thread(target=process.stdout.read, daemon=True).start()
-    return harness.Emulator(
-        process=process, kms_url=info["kms"], control_url=info["control"], region=info["region"],
-        keys=dict(info.get("keys") or {}), access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY, log_path=log_path,
-    )
-
-
-def group_cpu_ns(pgid: int) -> int:
-    """utime + stime of every process in a process group."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid:  # field 5, pgrp
-            total += (int(fields[11]) + int(fields[12])) * CLOCK_TICK_NS
-    return total
-
-
-def load_average() -> str:
-    return Path("/proc/loadavg").read_text().split()[0]
-
-
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def parse_duration_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"unexpected wrk duration {text!r}")
-    return float(match.group(1)) * UNITS[match.group(2)]
-
-
-def run_wrk(url: str, lua: Path, clients: int, seconds: int) -> dict[str, Any]:
-    command = [
-        "wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--latency",
-        "--timeout", "10s", "-s", str(lua), url,
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    latency = {p: parse_duration_ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.M)}
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "rate": rate, "requests": total, "p50": latency.get("50"), "p99": latency.get("99"),
-        "non2xx": int(bad.group(1)) if bad else 0, "socketErrors": errors.group(1) if errors else "",
     }
 
 
@@ -154,7 +75,8 @@ def main() -> int:
     login = realms.Login("bench-client", "bench-client-secret-0001", "bench-user", "bench-password")
     client = realms.confidential_client(login)
     client["serviceAccountsEnabled"] = True
-    emulator = start_emulator(workdir)
+    emulator = start_emulator(workdir, ACCESS_KEY_ID, SECRET_ACCESS_KEY,
+                              tuple(f"alias/bench-{alg.lower()}={spec}" for alg, spec in KEY_SPECS.items()))
     keycloak = None
     rows: list[dict[str, Any]] = []
     try:

@@ -320,11 +320,13 @@ class Keycloak:
         extra_env: Optional[dict[str, str]] = None,
         vault_dir: Optional[Path] = None,
         import_realms: tuple[dict[str, Any], ...] = (),
+        log_level: str = "INFO,dev.awskms:debug",
     ) -> "Keycloak":
         """`extra_env` is added to the process environment after the AWS_/KC_ variables of this
         process are removed; `vault_dir` enables the file vault on that directory (secrets may be
         written there at any time, Keycloak reads them per lookup); `import_realms` are realm
-        representations written to data/import and imported at startup (`--import-realm`)."""
+        representations written to data/import and imported at startup (`--import-realm`);
+        `log_level` is `--log-level` (benchmarks pass "INFO": no debug lines on hot paths)."""
         subprocess.run(["tar", "-xzf", str(dist_tgz), "-C", str(workdir)], check=True)
         homes = sorted(workdir.glob("keycloak-*/bin/kc.sh"))
         if len(homes) != 1:
@@ -365,7 +367,7 @@ class Keycloak:
             f"--http-management-port={management_port}",
             "--health-enabled=true",
             # Our package at DEBUG, so that the log check for secrets sees everything we log.
-            "--log-level=INFO,dev.awskms:debug",
+            f"--log-level={log_level}",
             *extra_args,
         ]
         log_path = workdir / "keycloak.log"

@@ -4,6 +4,7 @@
 //!   the KMS client and its error mapping.
 //! - [`public_keys`]: the cache of client and identity-provider public keys, and JWKS downloads.
 //! - [`error`]: the one error type, with a stable kind and a transient flag.
+//! - [`runtime`]: the process's I/O runtime, started on first use and stopped once, with a bound.
 //! - [`telemetry`]: log records, rate-limited lines, counters and signing outcomes, which Java
 //!   pulls for Keycloak's logging, metrics and the status view.
 //!
@@ -15,7 +16,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod public_keys;
-mod runtime;
+pub mod runtime;
 pub mod signing;
 pub mod telemetry;
 

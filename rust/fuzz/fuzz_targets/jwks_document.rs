@@ -1,39 +1,7 @@
-//! A JWKS document as a download returns it (`fetchJwks`, `parse_jwks_with`): any bytes.
+//! The `jwks_document` target: see `fuzz_support::targets::jwks_document` (the body is shared with the
+//! seed replay that runs in `cargo test`, rust/core/tests/fuzz_smoke.rs).
 #![no_main]
 
-use keycloak_aws_kms_core::public_keys::jwks::{parse_jwks_with, KeyLimits};
-use keycloak_aws_kms_core::public_keys::KeyUse;
 use libfuzzer_sys::fuzz_target;
-use x509_parser::prelude::FromDer;
 
-fuzz_target!(|document: &[u8]| {
-    for requested_use in [KeyUse::Sig, KeyUse::Enc] {
-        match parse_jwks_with(document, requested_use, &KeyLimits::default()) {
-            Ok(keys) => {
-                // What Java receives is JSON, and every key's SPKI is DER Java can read.
-                let json: serde_json::Value =
-                    serde_json::from_str(&keys.to_json()).expect("the keys as JSON");
-                let listed = json["keys"].as_array().map_or(0, Vec::len);
-                assert_eq!(listed, keys.keys.len());
-                for key in &keys.keys {
-                    let parsed = x509_parser::x509::SubjectPublicKeyInfo::from_der(&key.spki);
-                    assert!(
-                        matches!(parsed, Ok((rest, _)) if rest.is_empty()),
-                        "a key's SPKI is not DER"
-                    );
-                }
-                for skipped in &keys.skipped {
-                    // Reasons reach the server log: bounded, no control characters.
-                    assert!(skipped.reason.chars().count() <= 1_000, "a long reason");
-                    assert!(
-                        !skipped.reason.chars().any(char::is_control),
-                        "a reason with a control character: {:?}",
-                        skipped.reason
-                    );
-                }
-                let _ = keys.kids();
-            }
-            Err(error) => fuzz_support::check_error(&error),
-        }
-    }
-});
+fuzz_target!(|data: &[u8]| fuzz_support::targets::jwks_document::run(data));

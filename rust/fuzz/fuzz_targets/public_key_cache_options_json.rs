@@ -1,20 +1,7 @@
-//! The public key cache options JSON (`publicKeyCacheConfigure`: the `native-lru` options,
-//! denied address ranges, the truststore's certificates), and the JWKS client built from them.
+//! The `public_key_cache_options_json` target: see `fuzz_support::targets::public_key_cache_options_json` (the body is shared with the
+//! seed replay that runs in `cargo test`, rust/core/tests/fuzz_smoke.rs).
 #![no_main]
 
-use keycloak_aws_kms_core::public_keys::{JwksClient, Settings};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(json) = std::str::from_utf8(data) else {
-        return;
-    };
-    match Settings::from_json(json) {
-        Ok(settings) => {
-            if let Err(error) = JwksClient::new(settings.fetch) {
-                fuzz_support::check_error(&error);
-            }
-        }
-        Err(error) => fuzz_support::check_error(&error),
-    }
-});
+fuzz_target!(|data: &[u8]| fuzz_support::targets::public_key_cache_options_json::run(data));

@@ -1,43 +1,7 @@
-//! The signing configuration JSON crossing JNI (`describeSigningKey`, `signingKeyHandle`): the
-//! provider's fields, the save context, the stored key, the realm, held to the default policy.
+//! The `signing_config_json` target: see `fuzz_support::targets::signing_config_json` (the body is shared with the
+//! seed replay that runs in `cargo test`, rust/core/tests/fuzz_smoke.rs).
 #![no_main]
 
-use keycloak_aws_kms_core::fuzzing;
-use keycloak_aws_kms_core::signing::config::{ProviderConfig, StoredKey};
-use keycloak_aws_kms_core::signing::policy::ServerPolicy;
-use keycloak_aws_kms_core::signing::validation::SaveContext;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    // A Java String always reaches Rust as UTF-8.
-    let Ok(json) = std::str::from_utf8(data) else {
-        return;
-    };
-    let policy = ServerPolicy::defaults();
-    let realm = match fuzzing::realm_named_in(json) {
-        Ok(realm) => realm,
-        Err(error) => {
-            fuzz_support::check_error(&error);
-            None
-        }
-    };
-    match ProviderConfig::from_json(json) {
-        Ok(config) => {
-            if let Err(error) = policy.check_configuration(realm.as_deref(), &config) {
-                fuzz_support::check_error(&error);
-            }
-        }
-        Err(error) => fuzz_support::check_error(&error),
-    }
-    if let Err(error) = SaveContext::from_json(json) {
-        fuzz_support::check_error(&error);
-    }
-    match StoredKey::from_json(json) {
-        Ok((config, stored)) => {
-            if let Err(error) = policy.check_use(realm.as_deref(), &config, &stored.key_arn) {
-                fuzz_support::check_error(&error);
-            }
-        }
-        Err(error) => fuzz_support::check_error(&error),
-    }
-});
+fuzz_target!(|data: &[u8]| fuzz_support::targets::signing_config_json::run(data));

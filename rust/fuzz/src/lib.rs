@@ -3,10 +3,16 @@
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use aws_smithy_http_client::test_util::infallible_client_fn;
+use aws_smithy_runtime_api::client::http::{
+    http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use keycloak_aws_kms_core::signing::spki::PublicKeyInfo;
 use keycloak_aws_kms_core::Error;
+
+pub mod targets;
 
 /// SPKI DER of the RSA 2048 and EC P-256 keys the seeds were made with (seeds/spki_der).
 pub const RSA_2048_SPKI: &[u8] = include_bytes!("../seeds/spki_der/rsa-2048.der");
@@ -60,37 +66,49 @@ impl Answer {
         (answer, flags)
     }
 
-    fn response(&self, content_type: &str) -> http::Response<SdkBody> {
-        let mut builder = http::Response::builder().status(self.status);
+    fn response(&self, content_type: &'static str) -> HttpResponse {
+        let status = StatusCode::try_from(self.status).unwrap_or_else(|_| {
+            StatusCode::try_from(500).unwrap_or_else(|_| unreachable!("500 is a status"))
+        });
+        let mut response = HttpResponse::new(status, SdkBody::from(self.body.clone()));
         if self.json {
-            builder = builder.header("content-type", content_type);
+            let _ = response
+                .headers_mut()
+                .try_insert("content-type", content_type);
         }
         if let Some(value) = self
             .error_type
             .as_deref()
-            .and_then(|v| http::HeaderValue::from_bytes(v).ok())
+            .and_then(|v| String::from_utf8(v.to_vec()).ok())
         {
-            builder = builder.header("x-amzn-ErrorType", value);
+            // A value that is no valid header is left out, as an HTTP stack would refuse it.
+            let _ = response.headers_mut().try_insert("x-amzn-ErrorType", value);
         }
-        builder
-            .body(SdkBody::from(self.body.clone()))
-            .unwrap_or_else(|_| http::Response::new(SdkBody::empty()))
+        response
     }
 }
 
 /// Where the answering HTTP layer takes its next answer from.
 pub type AnswerSlot = Arc<Mutex<Answer>>;
 
-/// An SDK HTTP client that answers every request with the answer in `slot`.
-pub fn answering_http_client(
+/// The HTTP layer: every request is answered at once with the answer in the slot.
+#[derive(Debug)]
+struct Answering {
     slot: AnswerSlot,
     content_type: &'static str,
-) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    infallible_client_fn(move |_request| {
-        slot.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .response(content_type)
-    })
+}
+
+impl HttpConnector for Answering {
+    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+        let answer = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        HttpConnectorFuture::ready(Ok(answer.response(self.content_type)))
+    }
+}
+
+/// An SDK HTTP client that answers every request with the answer in `slot`.
+pub fn answering_http_client(slot: AnswerSlot, content_type: &'static str) -> SharedHttpClient {
+    let connector = SharedHttpConnector::new(Answering { slot, content_type });
+    http_client_fn(move |_settings, _components| connector.clone())
 }
 
 /// A KMS client as the product builds one (static credentials, no SDK retries), whose HTTP layer

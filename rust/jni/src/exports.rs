@@ -8,7 +8,7 @@
 
 use jni::objects::{JByteArray, JClass, JLongArray, JObject, JObjectArray, JString};
 use jni::sys::jlong;
-use jni::{native_method, Env, NativeMethod};
+use jni::{native_method, Env, EnvUnowned, NativeMethod};
 use keycloak_aws_kms_core::signing::config::ProviderConfig;
 use keycloak_aws_kms_core::signing::policy::{self, ServerPolicy};
 use keycloak_aws_kms_core::signing::{catalogue, registry, validation};
@@ -255,18 +255,18 @@ fn public_key_cache_get<'local>(
 }
 
 const PUBLIC_KEY_CACHE_GET_BY_ID: NativeMethod = native_method! {
-    static fn public_key_cache_get_by_id(source_id: jlong) -> JObject,
-    error_policy = ThrowNativeException,
+    static raw fn public_key_cache_get_by_id(source_id: jlong) -> JObject,
 };
 
 /// The hit path: the `CachedPublicKeys` of the source the id names if fresh, else null (also
-/// for an id that names no cached source).
+/// for an id that names no cached source). Raw: it runs without an `Env`, its panics still go
+/// through the one policy (`public_keys::get_by_id`).
 fn public_key_cache_get_by_id<'local>(
-    env: &mut Env<'local>,
+    unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
     source_id: jlong,
-) -> NativeResult<JObject<'local>> {
-    public_keys::get_by_id(env, source_id)
+) -> JObject<'local> {
+    public_keys::get_by_id(unowned_env, source_id)
 }
 
 const PUBLIC_KEY_CACHE_RELOAD: NativeMethod = native_method! {
@@ -287,19 +287,19 @@ fn public_key_cache_reload<'local>(
 }
 
 const PUBLIC_KEY_CACHE_RELOAD_BY_ID: NativeMethod = native_method! {
-    static fn public_key_cache_reload_by_id(source_id: jlong, permit: jlong[]) -> JObject,
-    error_policy = ThrowNativeException,
+    static raw fn public_key_cache_reload_by_id(source_id: jlong, permit: jlong[]) -> JObject,
 };
 
 /// `publicKeyCacheReload` for the source the id names; 0 in `permit[1]` (and null) when no
-/// cached source has this id, and the caller asks again by key.
+/// cached source has this id, and the caller asks again by key. Raw: it runs without an `Env`,
+/// its errors and panics still go through the one policy (`public_keys::reload_by_id`).
 fn public_key_cache_reload_by_id<'local>(
-    env: &mut Env<'local>,
+    unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
     source_id: jlong,
     permit: JLongArray<'local>,
-) -> NativeResult<JObject<'local>> {
-    public_keys::reload_by_id(env, source_id, &permit)
+) -> JObject<'local> {
+    public_keys::reload_by_id(unowned_env, source_id, &permit)
 }
 
 const PUBLIC_KEY_CACHE_COMPLETE_RELOAD: NativeMethod = native_method! {

@@ -6,11 +6,10 @@ use std::any::Any;
 use std::fmt;
 
 use jni::errors::ErrorPolicy;
-use jni::objects::{JObject, JThrowable};
 use jni::Env;
 use keycloak_aws_kms_core::ErrorKind;
 
-use crate::java_types::NativeException;
+use crate::java_types::new_native_exception;
 
 /// The wire code of a panic caught at the boundary.
 pub const PANIC_CODE: &str = "PANIC";
@@ -153,10 +152,11 @@ fn throw_native_exception(
     transient: bool,
     message: &str,
 ) -> jni::errors::Result<()> {
+    // Each step returns at its first failure: no JNI call runs while one of them left an
+    // exception (an OutOfMemoryError) pending, and that exception is what Java then sees.
     let code = env.new_string(code)?;
     let message = env.new_string(message)?;
-    let exception = NativeException::new(env, &code, transient, &message)?;
-    let exception = env.cast_local::<JThrowable>(JObject::from(exception))?;
+    let exception = new_native_exception(env, &code, transient, &message)?;
     match env.throw(&exception) {
         // `throw` reports the now-pending exception as an error; that is the success case.
         Ok(()) | Err(jni::errors::Error::JavaException) => Ok(()),

@@ -42,6 +42,7 @@ pub fn stats_json() -> String {
         "logs": { "dropped": logs::global().dropped_total() },
         "jwks": { "downloads": downloaded, "downloadFailures": failed },
         "signingKeys": { "keys": signing_keys.keys, "clients": signing_keys.clients },
+        "jni": { "globalReferences": crate::held_refs::count() },
     })
     .to_string()
 }

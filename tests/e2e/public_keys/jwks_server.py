@@ -27,6 +27,11 @@ class Response:
     # Seconds to wait before answering (cut short when the endpoint is reprogrammed).
     delay: float = 0.0
     headers: tuple[tuple[str, str], ...] = ()
+    # Sent with Transfer-Encoding: chunked (HTTP/1.1, no Content-Length), in chunks this big.
+    chunk_size: int = 0
+    # The headers at once, then the body a piece at a time over this many seconds (a server
+    # that passes the connect timeout and never finishes inside the total one).
+    drip_seconds: float = 0.0
 
 
 def jwks_response(jwks: dict[str, Any]) -> Response:
@@ -39,6 +44,27 @@ def oversized_jwks_response(jwks: dict[str, Any], size: int = OVERSIZED_BYTES) -
     assert document.endswith(b"}")
     padding = max(0, size - len(document))
     return Response(200, "application/json", document[:-1] + b" " * padding + b"}")
+
+
+def padded_jwks_response(jwks: dict[str, Any], size: int, chunk_size: int = 64 * 1024) -> Response:
+    """A valid JWKS of exactly `size` bytes, sent chunked: whether it is accepted depends on the
+    size cap alone, which cannot be judged from a Content-Length."""
+    document = oversized_jwks_response(jwks, size).body
+    assert len(document) == size, (len(document), size)
+    return Response(200, "application/json", document, chunk_size=chunk_size)
+
+
+def dripping_jwks_response(jwks: dict[str, Any], seconds: float) -> Response:
+    return Response(200, "application/json", json.dumps(jwks).encode(), drip_seconds=seconds)
+
+
+def malformed_jwks_response() -> Response:
+    """JSON cut off in the middle of a key, with a JSON content type and status 200."""
+    return Response(200, "application/json", b'{"keys": [{"kty": "RSA", "kid": "cut", "n": "0vx7ag')
+
+
+def unavailable_response() -> Response:
+    return Response(503, "text/plain", b"down for maintenance")
 
 
 def redirect_response(location: str) -> Response:
@@ -59,6 +85,8 @@ class JwksEndpoint:
         self.path = path
         self._lock = threading.Lock()
         self._response = jwks_response({"keys": []})
+        # When set, each request gets the next of these in turn (a flapping endpoint).
+        self._cycle: tuple[Response, ...] = ()
         self._requests = 0
         self._last_request: Optional[float] = None
         # Set whenever the endpoint is reprogrammed, so that a slow answer in progress ends.
@@ -83,16 +111,26 @@ class JwksEndpoint:
     def serve(self, response: Response) -> None:
         with self._lock:
             self._response = response
+            self._cycle = ()
             previous, self._reprogrammed = self._reprogrammed, threading.Event()
         previous.set()
 
     def serve_keys(self, jwks: dict[str, Any]) -> None:
         self.serve(jwks_response(jwks))
 
+    def serve_in_turn(self, *responses: Response) -> None:
+        """Request n gets responses[n % len(responses)], counting from now."""
+        self.serve(responses[0])
+        with self._lock:
+            self._cycle = responses
+
     def _arrived(self) -> tuple[Response, threading.Event]:
         with self._lock:
             self._requests += 1
             self._last_request = time.monotonic()
+            if self._cycle:
+                self._response = self._cycle[0]
+                self._cycle = self._cycle[1:] + self._cycle[:1]
             return self._response, self._reprogrammed
 
 
@@ -111,7 +149,46 @@ class _Handler(BaseHTTPRequestHandler):
             # Reprogrammed while waiting: the test moved on, give up on this answer.
             self.close_connection = True
             return
-        self._answer(response)
+        if response.chunk_size:
+            self._answer_chunked(response)
+        elif response.drip_seconds:
+            self._answer_dripping(response, reprogrammed)
+        else:
+            self._answer(response)
+
+    def _answer_chunked(self, response: Response) -> None:
+        body = response.body
+        head = (
+            f"HTTP/1.1 {response.status} OK\r\nContent-Type: {response.content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n"
+        )
+        try:
+            self.wfile.write(head.encode())
+            for start in range(0, len(body), response.chunk_size):
+                chunk = body[start:start + response.chunk_size]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+    def _answer_dripping(self, response: Response, reprogrammed: threading.Event) -> None:
+        pieces = 20
+        step = max(1, len(response.body) // pieces)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.flush()
+            for start in range(0, len(response.body), step):
+                if reprogrammed.wait(response.drip_seconds / pieces):
+                    break
+                self.wfile.write(response.body[start:start + step])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
     def _answer(self, response: Response) -> None:
         try:

@@ -106,6 +106,8 @@ COMMANDS_RUN_BY = {
     "cargo +nightly fuzz run": (None, "reproduces a fuzz finding by hand (RELIABILITY.md)"),
     "scripts/bench/": (None, "benchmarks are run by hand, never in tests (BENCHMARKS.md)"),
     "./scripts/bench.sh": (None, "benchmarks are run by hand, never in tests (BENCHMARKS.md)"),
+    "scripts/bench.sh": (None, "benchmarks are run by hand, never in tests (BENCHMARKS.md)"),
+    "scripts/soak.sh": (None, "the soak is run by hand, never in tests (RELIABILITY.md)"),
     "BENCH_": (None, "benchmarks are run by hand, never in tests (BENCHMARKS.md)"),
     "cargo install --locked cargo-audit": (None, "no advisory database is reachable from the build machines (README)"),
     "cargo audit": (None, "no advisory database is reachable from the build machines (README)"),

@@ -14,9 +14,8 @@ end within REQUEST_BOUND (8 s: a doubled deadline, 10 s, fails it); a fault that
 once (KMS down, dropped or reset connections, 5xx, a bad signature) must fail half of its requests
 within FAST_FAILURE_MEDIAN.
 
-STS faults at the refresh of assumed-role credentials are covered by the core's tests against the
-emulator (rust/core/tests/signing/retries.rs); their end-to-end scenarios are not here yet
-(RELIABILITY.md "Faults under load" says why).
+STS faults at the refresh of assumed-role credentials, under the same load, are in
+test_sts_faults_under_load.py.
 """
 
 from __future__ import annotations

@@ -25,9 +25,13 @@
 //! one (a slot number with a generation that is never reused). [`KeyCache::get_by_id`] reads the
 //! source's published keys from its slot without the global lock and without writing to memory
 //! another thread reads (the recency of a use is written at most once per millisecond per
-//! source, the hit counter is striped), so concurrent hits do not queue. Everything else — a
-//! miss, a reload, a completed load, an eviction — takes the global lock and republishes the
-//! slot; an id whose source was evicted (or replaced after idling out) answers as unknown.
+//! source, the hit counter is striped), so concurrent hits do not queue. A reload by id that the
+//! window throttles takes no lock either ([`KeyCache::begin_reload_by_id`]): the slot also
+//! publishes the source's window (its last attempt) and whether a load is in progress, so the
+//! same rule gives the same answer from it — an unknown kid inside the window costs what a hit
+//! costs. Everything else — a miss, a reload the window lets through or a load in progress
+//! makes wait, a completed or expired load, an eviction — takes the global lock and republishes
+//! the slot; an id whose source was evicted (or replaced after idling out) answers as unknown.
 //! Recency is a use's time to within [`TOUCH_GRANULARITY`]: when the cache is full, the source
 //! used longest ago goes first (ties: the one the locked paths touched least recently).
 
@@ -332,10 +336,15 @@ impl SourceId {
     }
 }
 
-/// What a hit reads without the lock: the source's last good keys as of the last change.
+/// What the lock-free paths read: the source's last good keys and its window, as of the last
+/// change (a load begun, completed, failed or expired).
 struct Published<T> {
     id: SourceId,
     good: Option<Good<T>>,
+    /// When the source's last load attempt began: its window's start.
+    last_attempt: Option<Duration>,
+    /// A load is in progress: a reload must join it, under the lock.
+    loading: bool,
 }
 
 struct Slot<T> {
@@ -539,8 +548,12 @@ impl<T: Clone> Inner<T> {
         let id = SourceId::new(slot, generation);
         cell.last_used.store(nanos(now), Ordering::Relaxed);
         // Nothing was published in a free slot; no old value to drop.
-        cell.entry
-            .store(Some(Arc::new(Published { id, good: None })));
+        cell.entry.store(Some(Arc::new(Published {
+            id,
+            good: None,
+            last_attempt: None,
+            loading: false,
+        })));
         Some(id)
     }
 
@@ -563,13 +576,18 @@ impl<T: Clone> Inner<T> {
     fn make_room(&mut self, slots: &Slots<T>, bound: usize, removed: &mut Removed<T>) {
         while self.sources.len() > bound {
             // From the least to the most recently touched by the locked paths: the first of
-            // equally old uses goes.
-            let victim = self
-                .sources
-                .iter()
-                .rev()
-                .min_by_key(|(_, source)| slots.used_at(source))
-                .map(|(key, _)| Arc::clone(key));
+            // equally old uses goes. A source whose load is in flight stays (unless every one
+            // is): dropping it would forget its window, and its next caller would start a
+            // second load beside the hanging one.
+            let least_recent = |in_flight_too: bool| {
+                self.sources
+                    .iter()
+                    .rev()
+                    .filter(|(_, source)| in_flight_too || source.flight.is_none())
+                    .min_by_key(|(_, source)| slots.used_at(source))
+                    .map(|(key, _)| Arc::clone(key))
+            };
+            let victim = least_recent(false).or_else(|| least_recent(true));
             match victim {
                 Some(victim) => removed.push(self.remove(slots, &victim)),
                 None => break,
@@ -595,20 +613,30 @@ impl<T: Clone> Inner<T> {
         (source, published)
     }
 
-    /// Makes the source's current keys what hits see.
+    /// Makes the source's current keys and window what the lock-free paths see; returns what
+    /// they saw before, to be dropped after the lock.
     fn publish(&self, slots: &Slots<T>, key: &str) -> Option<Arc<Published<T>>> {
         let source = self.sources.peek(key)?;
         let id = source.id?;
         let published = Published {
             id,
             good: source.good.clone(),
+            last_attempt: source.last_attempt,
+            loading: source.flight.is_some(),
         };
         slots.get(id.slot())?.entry.swap(Some(Arc::new(published)))
     }
 
     /// Drops flights whose permit expired, answering their followers as for a failed load.
-    fn expire_flights(&mut self, now: Duration) {
+    /// Returns what the lock-free paths saw of their sources before, to be dropped after the
+    /// lock.
+    #[must_use]
+    fn expire_flights(&mut self, slots: &Slots<T>, now: Duration) -> Vec<Arc<Published<T>>> {
         let policy = self.policy;
+        let mut republished = Vec::new();
+        if self.flights.is_empty() {
+            return republished;
+        }
         let expired: Vec<Permit> = self
             .flights
             .iter()
@@ -624,6 +652,7 @@ impl<T: Clone> Inner<T> {
                         .is_some_and(|current| Arc::ptr_eq(current, &flight))
                     {
                         entry.flight = None;
+                        republished.extend(self.publish(slots, &source));
                     }
                 }
                 flight.finish(&Err(unavailable(
@@ -635,6 +664,7 @@ impl<T: Clone> Inner<T> {
                 )));
             }
         }
+        republished
     }
 }
 
@@ -643,12 +673,24 @@ impl<T: Clone> Inner<T> {
 pub struct KeyCache<T> {
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner<T>>,
-    /// What hits read without the lock.
+    /// What hits and throttled reloads read without the lock.
     slots: Slots<T>,
-    /// The policy's max age and max idle time in nanoseconds, for hits.
+    /// The policy as the lock-free paths read it, in nanoseconds ([`LockFreePolicy`]).
     max_age_nanos: AtomicU64,
     max_idle_nanos: AtomicU64,
+    min_time_between_requests_nanos: AtomicU64,
+    stale_on_error_nanos: AtomicU64,
     counters: Counters,
+}
+
+/// The parts of the policy the lock-free paths apply, read field by field: a reconfiguration
+/// racing a lookup may mix old and new limits in that one lookup (configuring happens once, at
+/// startup, before the first lookup).
+struct LockFreePolicy {
+    max_age: Duration,
+    max_idle_nanos: u64,
+    min_time_between_requests: Duration,
+    stale_on_error: Duration,
 }
 
 impl<T> fmt::Debug for KeyCache<T> {
@@ -687,6 +729,10 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             slots: Slots::new(),
             max_age_nanos: AtomicU64::new(nanos(policy.max_age)),
             max_idle_nanos: AtomicU64::new(nanos(policy.max_idle)),
+            min_time_between_requests_nanos: AtomicU64::new(nanos(
+                policy.min_time_between_requests,
+            )),
+            stale_on_error_nanos: AtomicU64::new(nanos(policy.stale_on_error)),
             counters: Counters::default(),
         }
     }
@@ -700,6 +746,10 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             .store(nanos(policy.max_age), Ordering::Relaxed);
         self.max_idle_nanos
             .store(nanos(policy.max_idle), Ordering::Relaxed);
+        self.min_time_between_requests_nanos
+            .store(nanos(policy.min_time_between_requests), Ordering::Relaxed);
+        self.stale_on_error_nanos
+            .store(nanos(policy.stale_on_error), Ordering::Relaxed);
         inner.make_room(&self.slots, policy.max_entries.get(), &mut removed);
         drop(inner);
         drop(removed);
@@ -783,6 +833,52 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         Some(use_keys(&good.value))
     }
 
+    fn lock_free_policy(&self) -> LockFreePolicy {
+        let read = |limit: &AtomicU64| limit.load(Ordering::Relaxed);
+        LockFreePolicy {
+            max_age: Duration::from_nanos(read(&self.max_age_nanos)),
+            max_idle_nanos: read(&self.max_idle_nanos),
+            min_time_between_requests: Duration::from_nanos(read(
+                &self.min_time_between_requests_nanos,
+            )),
+            stale_on_error: Duration::from_nanos(read(&self.stale_on_error_nanos)),
+        }
+    }
+
+    /// The throttled reload without the lock: `Some(answer)` when the source `id` names is inside
+    /// the window of its last attempt, no load of it is in progress and it is not idle — exactly
+    /// when the locked path would answer "throttled" — with what that path answers then (the
+    /// usable keys, or none), counted the same way; `None` when any of that does not hold, and
+    /// the locked path decides. Counts as a use of the source.
+    fn throttled_by_id(&self, id: SourceId) -> Option<Option<T>> {
+        let slot = self.slots.get(id.slot())?;
+        let published = slot.entry.load();
+        let published = published
+            .as_ref()
+            .filter(|published| published.id == id && !published.loading)?;
+        let last_attempt = published.last_attempt?;
+        let policy = self.lock_free_policy();
+        let now = self.clock.elapsed();
+        if now >= last_attempt.saturating_add(policy.min_time_between_requests) {
+            return None;
+        }
+        let now_nanos = nanos(now);
+        let idle = now_nanos.saturating_sub(slot.last_used.load(Ordering::Relaxed));
+        if idle > policy.max_idle_nanos {
+            return None;
+        }
+        if idle >= nanos(TOUCH_GRANULARITY) {
+            slot.last_used.fetch_max(now_nanos, Ordering::Relaxed);
+        }
+        let answer = published.good.as_ref().and_then(|good| {
+            let fresh_until = good.fresh_until(policy.max_age);
+            (now <= fresh_until.saturating_add(policy.stale_on_error))
+                .then(|| (good.value.clone(), now <= fresh_until))
+        });
+        count(&self.counters.throttled);
+        Some(self.serve(answer))
+    }
+
     /// Asks to reload the source's keys under the window, single-flight and stale-on-error
     /// rules (see the module documentation): either answers at once (throttled, or after
     /// waiting for another caller's load) or makes this caller the leader.
@@ -802,11 +898,16 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
     }
 
     /// [`begin_reload_with_id`](Self::begin_reload_with_id) for the source `id` names; `None`
-    /// when it names no cached source (the caller then asks by key).
+    /// when it names no cached source (the caller then asks by key). A reload the window
+    /// throttles takes no lock: the source's window and keys are read from its slot, as a hit
+    /// reads its keys, with the same rule and answer as the locked path.
     pub fn begin_reload_by_id(
         &self,
         id: SourceId,
     ) -> Result<Option<(ReloadStart<T>, Option<SourceId>)>> {
+        if let Some(answer) = self.throttled_by_id(id) {
+            return Ok(Some((ReloadStart::Answer(answer), Some(id))));
+        }
         let now = self.clock.elapsed();
         let inner = lock(&self.inner);
         let Some(source) = inner.keys_by_id.get(&id).cloned() else {
@@ -822,7 +923,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         now: Duration,
     ) -> Result<(ReloadStart<T>, Option<SourceId>)> {
         let mut removed = Removed::new();
-        inner.expire_flights(now);
+        let expired = inner.expire_flights(&self.slots, now);
         let policy = inner.policy;
         let idle = inner
             .sources
@@ -848,12 +949,12 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
                 // keys up); waiting would wait for itself.
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
-                drop(removed);
+                drop((removed, expired));
                 count(&self.counters.throttled);
                 return Ok((ReloadStart::Answer(self.serve(answer)), id));
             }
             drop(inner);
-            drop(removed);
+            drop((removed, expired));
             count(&self.counters.coalesced);
             let wait = flight.expires_at(&policy).saturating_sub(now);
             return self
@@ -865,7 +966,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             if now < last_attempt.saturating_add(policy.min_time_between_requests) {
                 let answer = entry.usable_value(now, &policy);
                 drop(inner);
-                drop(removed);
+                drop((removed, expired));
                 count(&self.counters.throttled);
                 return Ok((ReloadStart::Answer(self.serve(answer)), id));
             }
@@ -877,8 +978,10 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         let permit = Permit(inner.next_permit);
         inner.next_permit = inner.next_permit.wrapping_add(1).max(1);
         inner.flights.insert(permit, (Arc::from(source), flight));
+        // The window and the load in progress, for the lock-free throttle.
+        let republished = inner.publish(&self.slots, source);
         drop(inner);
-        drop(removed);
+        drop((removed, expired, republished));
         count(&self.counters.loads);
         Ok((ReloadStart::Lead(permit), id))
     }
@@ -891,11 +994,12 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         let now = self.clock.elapsed();
         let epoch_now = self.clock.epoch_millis();
         let mut inner = lock(&self.inner);
-        inner.expire_flights(now);
+        let expired = inner.expire_flights(&self.slots, now);
         let policy = inner.policy;
         let mut republished = None;
         let Some((source, flight)) = inner.flights.remove(&permit) else {
             drop(inner);
+            drop(expired);
             // Expired (its followers were answered already) or never issued.
             return match outcome {
                 Ok(loaded) => Ok(Some(loaded.value)),
@@ -929,11 +1033,15 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             }
             Err(error) => {
                 count(&self.counters.load_failures);
-                let fallback = entry.and_then(|entry| {
+                let fallback = entry.map(|entry| {
                     entry.flight = None;
                     entry.usable_value(now, &policy)
                 });
-                match fallback {
+                if fallback.is_some() {
+                    // No load in progress any more, for the lock-free throttle.
+                    republished = inner.publish(&self.slots, &source);
+                }
+                match fallback.flatten() {
                     Some((value, _)) => {
                         count(&self.counters.stale_served);
                         Ok(Some(value))
@@ -943,7 +1051,7 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
             }
         };
         drop(inner);
-        drop(republished);
+        drop((republished, expired));
         flight.finish(&answer);
         answer
     }
@@ -971,8 +1079,11 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
     pub fn loads_in_progress(&self) -> usize {
         let now = self.clock.elapsed();
         let mut inner = lock(&self.inner);
-        inner.expire_flights(now);
-        inner.flights.len()
+        let expired = inner.expire_flights(&self.slots, now);
+        let in_progress = inner.flights.len();
+        drop(inner);
+        drop(expired);
+        in_progress
     }
 
     /// Waits for another caller's load; if it takes too long, answers like a failed load.
@@ -982,12 +1093,13 @@ impl<T: Clone + Send + Sync> KeyCache<T> {
         }
         let now = self.clock.elapsed();
         let mut inner = lock(&self.inner);
-        inner.expire_flights(now);
+        let expired = inner.expire_flights(&self.slots, now);
         let answer = inner
             .sources
             .peek(source)
             .and_then(|entry| entry.usable_value(now, &inner.policy));
         drop(inner);
+        drop(expired);
         match answer {
             Some((value, _)) => {
                 count(&self.counters.stale_served);

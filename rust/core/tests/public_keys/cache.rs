@@ -872,3 +872,187 @@ fn concurrent_hits_by_id_never_see_another_sources_keys_while_sources_churn() {
     }
     assert!(cache.ids_in_use() <= 4);
 }
+
+#[test]
+fn a_source_whose_load_hangs_keeps_its_window_when_other_sources_push_it_out_of_a_full_cache() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_entries: NonZeroUsize::new(2).unwrap(),
+        follower_wait: Duration::from_millis(50),
+        ..policy()
+    });
+    // A SAML-metadata-like loader that never returns: its permit is never completed.
+    let ReloadStart::Lead(_hanging) = cache.begin_reload("hanging").unwrap() else {
+        panic!("the first reload leads");
+    };
+    // More sources than the cache holds arrive meanwhile.
+    for source in ["other-1", "other-2", "other-3"] {
+        cache.reload(source, || keys(source)).unwrap();
+    }
+    // Callers of the hanging source neither start a second load nor wait past the follower
+    // wait: while the attempt runs they follow it and time out; once its permit expired
+    // (inside the window of that attempt) they are throttled.
+    // (Another thread: the leader's own thread asking again is answered without waiting.)
+    let started = std::time::Instant::now();
+    match thread::scope(|scope| scope.spawn(|| cache.begin_reload("hanging")).join()).unwrap() {
+        Err(error) => assert_eq!(error.kind(), ErrorKind::PublicKeysUnavailable, "{error}"),
+        Ok(ReloadStart::Lead(_)) => panic!("a second load started while the first still runs"),
+        Ok(ReloadStart::Answer(answer)) => panic!("answered {answer:?} instead of following"),
+    }
+    assert!(
+        started.elapsed() < SECOND,
+        "a follower waited {:?}",
+        started.elapsed()
+    );
+    clock.advance(6 * SECOND);
+    match cache.begin_reload("hanging").unwrap() {
+        ReloadStart::Lead(_) => panic!("a second load started inside the window"),
+        ReloadStart::Answer(None) => {}
+        ReloadStart::Answer(Some(value)) => panic!("keys from nowhere: {value}"),
+    }
+    // Once the window of that attempt is over, the source may load again.
+    clock.advance(5 * SECOND);
+    assert!(matches!(
+        cache.begin_reload("hanging").unwrap(),
+        ReloadStart::Lead(_)
+    ));
+}
+
+// The lock-free throttle of a reload by id (the unknown-kid path).
+
+#[test]
+fn a_reload_by_id_inside_the_window_is_answered_from_the_slot_with_the_locked_paths_counts() {
+    let (cache, clock) = cache_with(policy());
+    let id = load_with_id(&cache, "s", "v1");
+    for _ in 0..3 {
+        let Some((ReloadStart::Answer(answer), Some(same))) = cache.begin_reload_by_id(id).unwrap()
+        else {
+            panic!("inside the window a reload by id is throttled");
+        };
+        assert_eq!((answer.as_deref(), same), (Some("v1"), id));
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.throttled, stats.loads, stats.stale_served),
+        (3, 1, 0)
+    );
+    // The window ends exactly where the locked path says it does.
+    clock.advance(10 * SECOND);
+    assert!(matches!(
+        cache.begin_reload_by_id(id).unwrap(),
+        Some((ReloadStart::Lead(_), Some(_)))
+    ));
+}
+
+#[test]
+fn a_throttled_reload_by_id_serves_stale_keys_within_the_stale_limit_and_none_after_it() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_age: 20 * SECOND,
+        stale_on_error: 30 * SECOND,
+        max_idle: 3600 * SECOND,
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(25 * SECOND);
+    // Past the max age: the reload leads; it fails, and the window starts again.
+    let Some((ReloadStart::Lead(permit), _)) = cache.begin_reload_by_id(id).unwrap() else {
+        panic!("stale keys lead a reload after the window");
+    };
+    assert_eq!(
+        cache.complete(permit, failure()).unwrap().as_deref(),
+        Some("v1")
+    );
+    // Throttled (no lock): the stale keys, counted as stale.
+    let Some((ReloadStart::Answer(answer), _)) = cache.begin_reload_by_id(id).unwrap() else {
+        panic!("throttled after the failed attempt");
+    };
+    assert_eq!(answer.as_deref(), Some("v1"));
+    assert_eq!(cache.stats().stale_served, 2);
+    // Past the stale limit, still inside a window: throttled with nothing. Attempts at 36 s and
+    // 46 s fail (fresh until 20 s, usable until 50 s); at 51 s the window of 46 s still runs.
+    for advance in [11, 10] {
+        clock.advance(advance * SECOND);
+        let Some((ReloadStart::Lead(permit), _)) = cache.begin_reload_by_id(id).unwrap() else {
+            panic!("a new window, a new attempt");
+        };
+        let _ = cache.complete(permit, failure());
+    }
+    clock.advance(5 * SECOND);
+    assert!(matches!(
+        cache.begin_reload_by_id(id).unwrap(),
+        Some((ReloadStart::Answer(None), _))
+    ));
+}
+
+#[test]
+fn a_reload_by_id_while_a_load_runs_joins_it_instead_of_answering_throttled() {
+    let (cache, clock) = cache_with(policy());
+    let cache = Arc::new(cache);
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(11 * SECOND);
+    let Some((ReloadStart::Lead(permit), _)) = cache.begin_reload_by_id(id).unwrap() else {
+        panic!("after the window the reload leads");
+    };
+    // Inside the new attempt's window, but its load is running: the follower waits for it.
+    let follower = {
+        let cache = Arc::clone(&cache);
+        thread::spawn(move || match cache.begin_reload_by_id(id).unwrap() {
+            Some((ReloadStart::Answer(answer), _)) => answer,
+            _ => panic!("a follower does not lead"),
+        })
+    };
+    while cache.stats().coalesced == 0 {
+        thread::yield_now();
+    }
+    cache.complete(permit, keys("v2")).unwrap();
+    assert_eq!(follower.join().unwrap().as_deref(), Some("v2"));
+    // Done loading: throttled again, from the slot, with the new keys.
+    let Some((ReloadStart::Answer(answer), _)) = cache.begin_reload_by_id(id).unwrap() else {
+        panic!("throttled after the load");
+    };
+    assert_eq!(answer.as_deref(), Some("v2"));
+}
+
+#[test]
+fn a_permit_that_expired_leaves_its_source_throttled_by_id_for_the_rest_of_its_window() {
+    let (cache, clock) = cache_with(CachePolicy {
+        min_time_between_requests: 60 * SECOND,
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(61 * SECOND);
+    let Some((ReloadStart::Lead(_never_completed), _)) = cache.begin_reload_by_id(id).unwrap()
+    else {
+        panic!("after the window the reload leads");
+    };
+    // Past the follower wait: the permit expires (on the next locked call) and the source is
+    // throttled by id, with its keys, until the window of that attempt ends.
+    clock.advance(6 * SECOND);
+    assert_eq!(cache.loads_in_progress(), 0);
+    for _ in 0..2 {
+        let Some((ReloadStart::Answer(answer), _)) = cache.begin_reload_by_id(id).unwrap() else {
+            panic!("throttled inside the expired attempt's window");
+        };
+        assert_eq!(answer.as_deref(), Some("v1"));
+    }
+    clock.advance(55 * SECOND);
+    assert!(matches!(
+        cache.begin_reload_by_id(id).unwrap(),
+        Some((ReloadStart::Lead(_), _))
+    ));
+}
+
+#[test]
+fn an_idle_source_is_not_throttled_by_id_but_replaced_under_a_new_id() {
+    let (cache, clock) = cache_with(CachePolicy {
+        max_idle: 60 * SECOND,
+        min_time_between_requests: 3600 * SECOND,
+        ..policy()
+    });
+    let id = load_with_id(&cache, "s", "v1");
+    clock.advance(61 * SECOND);
+    match cache.begin_reload_by_id(id).unwrap() {
+        None => {}
+        Some((ReloadStart::Lead(_), Some(new))) => assert_ne!(new, id),
+        Some((start, new)) => panic!("an idle source answered {start:?} under {new:?}"),
+    }
+}

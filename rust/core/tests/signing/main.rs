@@ -9,5 +9,6 @@
 #[path = "."]
 mod signing {
     mod against_emulator;
+    mod lifetime;
     mod retries;
 }

@@ -59,6 +59,8 @@ public final class KmsMetrics {
                 s -> s.telemetry.path("signingKeys").path("keys").asDouble());
         gauge("clients", "KMS clients held on this node",
                 s -> s.telemetry.path("signingKeys").path("clients").asDouble());
+        gauge("jni.global.references", "JNI global references the native library holds (cached public key sets)",
+                s -> s.telemetry.path("jni").path("globalReferences").asDouble());
         for (Map.Entry<String, String> entry : Map.of(
                 "hits", "Lookups answered with fresh cached keys",
                 "misses", "Lookups that found no fresh keys",

@@ -65,12 +65,17 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
             return key.cloneKey();
         }
         CachedPublicKeys current = reload(modelKey, loader, null);
-        key = current == null ? null : current.keys().getKeyByKidAndAlg(kid, algorithm);
+        // A throttled reload answers with the very keys just searched (immutable): searching
+        // them again would find nothing again.
+        key = current == null || current == cached ? null : current.keys().getKeyByKidAndAlg(kid, algorithm);
         if (key != null) {
             return key.cloneKey();
         }
-        List<String> availableKids = current == null ? Collections.emptyList() : current.keys().getKids();
-        UnknownKidLog.log(LOG, modelKey, kid, availableKids);
+        // The flood's hot path: with WARN off (and so DEBUG), neither list the kids nor log.
+        if (LOG.isEnabled(Logger.Level.WARN)) {
+            List<String> availableKids = current == null ? Collections.emptyList() : current.keys().getKids();
+            UnknownKidLog.log(LOG, modelKey, kid, availableKids);
+        }
         return null;
     }
 
@@ -211,9 +216,10 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
             if (keys == null) {
                 throw new IllegalStateException(loader.getClass().getName() + " returned no key set");
             }
-            // Shared by every later hit: keep the list out of the loader's hands.
-            keys = new PublicKeysWrapper(Collections.unmodifiableList(new ArrayList<>(keys.getKeys())),
-                    keys.getExpirationTime());
+            // Shared by every later hit: keep the list out of the loader's hands. An immutable
+            // copy (nulls kept, as the loader gave them) rather than a view: Keycloak's key
+            // selection streams it on every hit, and a view adds a wrapper to each stream.
+            keys = new PublicKeysWrapper(keys.getKeys().stream().toList(), keys.getExpirationTime());
         }
         LOG.debugf("Public keys retrieved successfully for model %s. New kids: %s", modelKey, keys.getKids());
         Long expiresAt = keys.getExpirationTime();

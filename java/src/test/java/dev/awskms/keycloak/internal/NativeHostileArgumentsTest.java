@@ -365,9 +365,8 @@ class NativeHostileArgumentsTest {
             RuntimeException e = assertThrows(RuntimeException.class, () -> NativeBridge.publicKeyCacheReload(source, permit),
                     permit == null ? "null" : "long[0]");
             assertTrue(e instanceof NativeException, e.toString());
-            // null: INVALID_ARGUMENT; long[0]: the JNI write fails first (INTERNAL, "Index out of bounds").
-            assertTrue(EnumSet.of(NativeErrorCode.INVALID_ARGUMENT, NativeErrorCode.INTERNAL)
-                    .contains(((NativeException) e).code()), e.getMessage());
+            // Both are the caller's mistake, refused before anything is asked.
+            assertEquals(NativeErrorCode.INVALID_ARGUMENT, ((NativeException) e).code(), e.getMessage());
         }
         // No permit was handed out: the source may lead at once.
         ReloadStart start = Native.beginPublicKeyReload(source);
@@ -451,11 +450,28 @@ class NativeHostileArgumentsTest {
     void sourceIdLogAndTelemetryNatives() {
         Set<NativeErrorCode> refusals = EnumSet.of(NativeErrorCode.INVALID_ARGUMENT, NativeErrorCode.INVALID_HANDLE,
                 NativeErrorCode.INTERNAL);
+        // A missing or empty out array is the caller's mistake: INVALID_ARGUMENT, never INTERNAL, for a
+        // known id (the lock-free path) as for an unknown one.
+        Set<NativeErrorCode> invalid = EnumSet.of(NativeErrorCode.INVALID_ARGUMENT);
+        String known = "hostile-" + UUID.randomUUID() + "::idp";
+        ReloadStart lead = Native.beginPublicKeyReload(known);
+        Native.completePublicKeyReload(lead.permit(), keys("known"));
+        long[] knownId = new long[2];
+        // Throttled (inside the window): the keys, and the source's id in knownId[1].
+        assertNotNull(NativeBridge.publicKeyCacheReload(known, knownId));
+        assertNotEquals(0L, knownId[1]);
         for (long[] array : new long[][] {null, new long[0]}) {
             String what = array == null ? "null array" : "long[0]";
-            refused("publicKeyCacheGet", what, refusals, () -> NativeBridge.publicKeyCacheGet("hostile::get", array));
-            refused("publicKeyCacheReloadById", what, refusals, () -> NativeBridge.publicKeyCacheReloadById(1L, array));
+            refused("publicKeyCacheGet", what, invalid, () -> NativeBridge.publicKeyCacheGet("hostile::get", array));
+            refused("publicKeyCacheReloadById", what, invalid, () -> NativeBridge.publicKeyCacheReloadById(1L, array));
+            refused("publicKeyCacheReloadById", what, invalid,
+                    () -> NativeBridge.publicKeyCacheReloadById(knownId[1], array));
         }
+        // A one-element array takes the permit only, for a known id too.
+        long[] permitOnly = {42L};
+        assertNotNull(NativeBridge.publicKeyCacheReloadById(knownId[1], permitOnly));
+        assertEquals(0L, permitOnly[0]);
+        Native.evictPublicKeys(known);
         for (long id : new long[] {0L, -1L, Long.MIN_VALUE, Long.MAX_VALUE, 0x0123_4567_89AB_CDEFL}) {
             survived("publicKeyCacheGetById", id, refusals, () -> assertNull(NativeBridge.publicKeyCacheGetById(id)));
             survived("publicKeyCacheReloadById", id, refusals, () -> {

@@ -199,6 +199,34 @@ class NativePublicKeyStorageProviderTest {
     }
 
     @Test
+    @DisplayName("an unknown kid inside the window costs no load, and then the known kids are found as before")
+    void unknownKidInsideTheWindowThenKnownKid() {
+        String source = newSource();
+        CountingLoader loader = new CountingLoader(RSA_RS256, RSA_PS256);
+        assertNotNull(storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
+        for (int i = 0; i < 5; i++) {
+            // The throttled reload answers with the keys the hit had: searched once, not found.
+            assertNull(storage().getPublicKey(source, "bogus-" + i, Algorithm.RS256, loader));
+            assertEquals("rsa-2", storage().getPublicKey(source, "rsa-2", Algorithm.PS256, loader).getKid());
+        }
+        assertEquals(1, loader.calls.get());
+    }
+
+    @Test
+    @DisplayName("keeps its own copy of a loader's key list: later changes to the list are not seen")
+    void keepsItsOwnCopyOfTheLoadersList() {
+        String source = newSource();
+        List<KeyWrapper> loaders = new ArrayList<>(List.of(RSA_RS256));
+        PublicKeyLoader loader = () -> new PublicKeysWrapper(loaders);
+        assertNotNull(storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
+        loaders.clear();
+        loaders.add(RSA_PS256);
+        assertNotNull(storage().getPublicKey(source, "rsa-1", Algorithm.RS256, loader));
+        assertNull(storage().getPublicKey(source, "rsa-2", Algorithm.PS256, loader));
+        assertEquals(1, storage().getKeys(source, loader).size());
+    }
+
+    @Test
     @DisplayName("hands out copies: a caller changing its key changes nobody else's")
     void copiesAreIndependent() {
         String source = newSource();
