@@ -2,7 +2,8 @@
 # Issue 10 §1 end to end, §4 and §5 (RSS): signed-JWT client authentication (private_key_jwt) on
 # three Keycloaks started at once: native-lru and infinispan public key storage (same JAR, chosen
 # with --spi-public-key-storage--provider) and the distribution without the JAR. Interleaved
-# A B B A at 1/16/64 connections; then the unknown-kid flood; RSS idle and under load.
+# A B C C B A at 1/16/64 connections (C, the bare distribution, is the control for B); then the
+# unknown-kid flood; RSS idle and under load.
 #
 #   scripts/bench/client-auth.sh           # ~8 min (after scripts/setup.sh and scripts/build.sh)
 #   scripts/bench/client-auth.sh --quick   # ~3 min: 1 and 16 connections, A B, 3 s runs

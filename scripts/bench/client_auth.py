@@ -12,7 +12,9 @@ In each, one client authenticates with `private_key_jwt` (client_credentials, an
 Keycloak refuses a replayed `jti`, so wrk posts assertions generated before each run, one per
 request (a Lua script reads them from a file, each wrk thread its own share).
 
-§1: requests/s of native-lru vs infinispan at 1/16/64 connections, interleaved A B B A.
+§1: requests/s of native-lru vs infinispan at 1/16/64 connections, interleaved A B C C B A, where
+    C, the distribution without the JAR (Keycloak's Infinispan storage like B), is the control:
+    C / B is how far two processes with the same storage differ on this machine in this run.
 §4: the legitimate client's latency at a paced load, alone and beside a paced flood of assertions
     with random kids signed by a key nobody published (native-lru; infinispan too unless --quick),
     with the JWKS downloads the flood caused.
@@ -44,7 +46,7 @@ from public_keys.jwks_server import JwksServer  # noqa: E402
 import requests  # noqa: E402
 
 NATIVE, INFINISPAN, NONE = "native-lru", "infinispan", "no-extension"
-SIDES = {"A": NATIVE, "B": INFINISPAN}
+SIDES = {"A": NATIVE, "B": INFINISPAN, "C": NONE}
 REALM = "bench-client-auth"
 CLIENT_ID = "bench-jwt-client"
 # The reload window (minTimeBetweenRequests) of both storages; Keycloak's default is 10 s.
@@ -233,7 +235,7 @@ def main() -> int:
     warm_seconds = 5 if args.quick else 15
     flood_seconds = 6 if args.quick else 12
     client_counts = (1, 16) if args.quick else (1, 16, 64)
-    order = ("A", "B") if args.quick else ("A", "B", "B", "A")
+    order = ("A", "B") if args.quick else ("A", "B", "C", "C", "B", "A")
     flood_order = (False, True) if args.quick else (False, True, True, False)
     flood_providers = (NATIVE,) if args.quick else (NATIVE, INFINISPAN)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -277,10 +279,12 @@ def main() -> int:
                 print(f"    {clients:>2} connections {provider:>10}: {row['rate']:7.1f} req/s p50 {row['p50']} ms "
                       f"p99 {row['p99']} ms non-2xx {row['non2xx']} KC {row['keycloakCpuMsPerRequest']:.2f} ms "
                       f"CPU/req, RSS {row['peakRssMiB']:.0f} MiB, load {row['loadavg']}", flush=True)
-        # §5: the distribution without the JAR under the same load, once.
-        none = measured_run(targets[NONE], workdir, key, 16, seconds, rate_guess[NONE])
-        results["noExtensionRun"] = none
-        print(f"    16 connections no-extension: {none['rate']:7.1f} req/s, RSS {none['peakRssMiB']:.0f} MiB", flush=True)
+        if "C" not in order:
+            # §5: the distribution without the JAR under the same load, once.
+            none = measured_run(targets[NONE], workdir, key, 16, seconds, rate_guess[NONE])
+            results["noExtensionRun"] = none
+            print(f"    16 connections no-extension: {none['rate']:7.1f} req/s, RSS {none['peakRssMiB']:.0f} MiB",
+                  flush=True)
 
         paced = PACED_SHARE * max(r["rate"] for r in results["runs"] if r["clients"] == 16 and r["provider"] == NATIVE)
         for provider in flood_providers:
@@ -296,7 +300,8 @@ def main() -> int:
         for provider, target in targets.items():
             results["footprint"][provider]["peakRssMiB"] = max(
                 [r["peakRssMiB"] for r in results["runs"] if r["provider"] == provider]
-                + ([none["peakRssMiB"]] if provider == NONE else []))
+                + ([results["noExtensionRun"]["peakRssMiB"]]
+                   if provider == NONE and "noExtensionRun" in results else []))
             results["footprint"][provider]["startupSeconds"] = target.keycloak.startup_seconds
     finally:
         for provider, keycloak in keycloaks.items():
@@ -319,23 +324,26 @@ def mean(values: list[float]) -> float:
 def render(results: dict[str, Any]) -> str:
     lines = [
         "| connections | native-lru req/s | infinispan req/s | **ratio** | target | native-lru p50 / p99 ms "
-        "| infinispan p50 / p99 ms | KC CPU ms/req native-lru / infinispan | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| infinispan p50 / p99 ms | KC CPU ms/req native-lru / infinispan "
+        "| control: no-extension / infinispan req/s | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for clients in sorted({r["clients"] for r in results["runs"]}):
         a = [r for r in results["runs"] if r["clients"] == clients and r["provider"] == NATIVE]
         b = [r for r in results["runs"] if r["clients"] == clients and r["provider"] == INFINISPAN]
+        c = [r for r in results["runs"] if r["clients"] == clients and r["provider"] == NONE]
         ratio = mean([r["rate"] for r in a]) / mean([r["rate"] for r in b])
-        bad = sum(r["non2xx"] for r in a + b)
-        exhausted = any(r["poolExhausted"] for r in a + b)
+        control = f"{mean([r['rate'] for r in c]) / mean([r['rate'] for r in b]):.2f}" if c else "—"
+        bad = sum(r["non2xx"] for r in a + b + c)
+        exhausted = any(r["poolExhausted"] for r in a + b + c)
         lines.append(
             f"| {clients} | {mean([r['rate'] for r in a]):.0f} | {mean([r['rate'] for r in b]):.0f} | **{ratio:.2f}** "
             f"| ≥ 1.0 {'met' if ratio >= 1.0 else '**missed**'} "
             f"| {mean([r['p50'] for r in a]):.1f} / {mean([r['p99'] for r in a]):.1f} "
             f"| {mean([r['p50'] for r in b]):.1f} / {mean([r['p99'] for r in b]):.1f} "
             f"| {mean([r['keycloakCpuMsPerRequest'] for r in a]):.2f} / "
-            f"{mean([r['keycloakCpuMsPerRequest'] for r in b]):.2f} "
-            f"| {', '.join(r['loadavg'] for r in sorted(a + b, key=results['runs'].index))}"
+            f"{mean([r['keycloakCpuMsPerRequest'] for r in b]):.2f} | {control} "
+            f"| {', '.join(r['loadavg'] for r in sorted(a + b + c, key=results['runs'].index))}"
             f"{' (non-2xx: %d)' % bad if bad else ''}{' (pool exhausted)' if exhausted else ''} |")
     lines += [
         "",

@@ -62,7 +62,8 @@ def client_auth(out: Path) -> list[str]:
     series = defaultdict(lambda: defaultdict(list))
     for row in results["runs"]:
         series[row["provider"]][row["clients"]].append(row)
-    throughput_and_latency("Signed-JWT client authentication: native-lru vs infinispan (one run, A B B A)",
+    throughput_and_latency("Signed-JWT client authentication: native-lru vs infinispan, "
+                           "no-extension as a control (one run, A B C C B A)",
                            series, out / "client-auth.png", "connections")
     made = ["client-auth.png"]
     if results["flood"]:

@@ -8,7 +8,8 @@
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
@@ -30,10 +31,17 @@ pub fn stop(grace: Duration) -> bool {
 
 /// A tokio runtime started on first use and stopped once, with a bound. One instance serves
 /// the process ([`block_on`], [`stop`]); tests make their own.
+///
+/// Every KMS call goes through [`IoRuntime::block_on`], so its path takes no lock: the handle is
+/// set once and read as is, and the stop is a flag. The lock only orders start and stop.
 #[derive(Debug)]
 pub struct IoRuntime {
     /// The name of its threads (at most 15 bytes to be seen whole in `/proc`).
     thread_name: &'static str,
+    /// Set by the start. Kept after the stop (it is only the scheduler's shell, its threads are
+    /// gone), which `stopped` makes unreachable.
+    handle: OnceLock<Handle>,
+    stopped: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -49,6 +57,8 @@ impl IoRuntime {
     pub const fn named(thread_name: &'static str) -> IoRuntime {
         IoRuntime {
             thread_name,
+            handle: OnceLock::new(),
+            stopped: AtomicBool::new(false),
             state: Mutex::new(State::NotStarted),
         }
     }
@@ -63,7 +73,13 @@ impl IoRuntime {
                 "block_on called from inside the I/O runtime",
             ));
         }
-        let handle = self.handle()?;
+        let handle = match self.handle.get() {
+            Some(handle) => handle,
+            None => self.start()?,
+        };
+        if self.is_stopped() {
+            return Err(stopped());
+        }
         // A stop while the future runs ends its connections (their tasks are dropped) and its
         // timers; tokio's timers panic when polled after their driver is gone. Either way the
         // call is over: report that, not a panic.
@@ -80,10 +96,14 @@ impl IoRuntime {
     /// once. Returns whether a running runtime was stopped (false: never started, or stopped
     /// already).
     pub fn stop(&self, grace: Duration) -> bool {
-        let previous = std::mem::replace(&mut *self.lock(), State::Stopped);
+        let previous = {
+            let mut state = self.lock();
+            self.stopped.store(true, Ordering::Release);
+            std::mem::replace(&mut *state, State::Stopped)
+        };
         match previous {
             State::Running(runtime) => {
-                // Outside the lock: a concurrent call sees `Stopped` at once.
+                // Outside the lock: a concurrent call sees the stop at once.
                 runtime.shutdown_timeout(grace);
                 true
             }
@@ -93,10 +113,12 @@ impl IoRuntime {
 
     /// Whether [`IoRuntime::stop`] has been called.
     pub fn is_stopped(&self) -> bool {
-        matches!(*self.lock(), State::Stopped)
+        self.stopped.load(Ordering::Acquire)
     }
 
-    fn handle(&self) -> Result<Handle> {
+    /// The first call's start; under the lock, so that two first calls start one runtime and a
+    /// stop never races a start.
+    fn start(&self) -> Result<&Handle> {
         let mut state = self.lock();
         if let State::NotStarted = *state {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -106,10 +128,12 @@ impl IoRuntime {
                 .enable_all()
                 .build()
                 .map_err(|e| Error::internal(format!("Could not start the I/O runtime: {e}")))?;
+            // Only this branch sets it, once: the state leaves NotStarted for good below.
+            let _ = self.handle.set(runtime.handle().clone());
             *state = State::Running(runtime);
         }
         match &*state {
-            State::Running(runtime) => Ok(runtime.handle().clone()),
+            State::Running(_) => self.handle.get().ok_or_else(stopped),
             State::NotStarted | State::Stopped => Err(stopped()),
         }
     }
@@ -247,6 +271,35 @@ mod tests {
             0,
             "the workers ended"
         );
+    }
+
+    #[test]
+    fn racing_first_calls_start_one_runtime_and_all_of_them_run() {
+        let runtime = Arc::new(IoRuntime::named("rt-first-race"));
+        let barrier = Arc::new(std::sync::Barrier::new(16));
+        let callers: Vec<_> = (0..16_u32)
+            .map(|index| {
+                let (runtime, barrier) = (Arc::clone(&runtime), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    runtime.block_on(async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        index
+                    })
+                })
+            })
+            .collect();
+        let answers: Vec<u32> = callers
+            .into_iter()
+            .map(|caller| caller.join().expect("no panic").expect("runs"))
+            .collect();
+        assert_eq!(answers, (0..16).collect::<Vec<_>>());
+        assert_eq!(
+            await_threads_named("rt-first-race", 2),
+            2,
+            "one runtime's two workers"
+        );
+        assert!(runtime.stop(Duration::from_secs(2)));
     }
 
     #[test]

@@ -132,6 +132,25 @@ class AdminConsole:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
         element.click()
 
+    def open_tab(self, testid: str, what: str, attempts: int = 3) -> None:
+        """Clicks a tab until it is the selected one. The realm settings tab bar grows its scroll
+        buttons once it has measured itself, which moves every tab sideways: a click aimed before
+        that shift lands on the neighbouring tab (seen: Keys → Themes)."""
+        selector = f"[data-testid={testid}]"
+        for attempt in range(attempts):
+            self.click(By.CSS_SELECTOR, selector, what)
+            try:
+                WebDriverWait(self.driver, 5, poll_frequency=0.2,
+                              ignored_exceptions=(StaleElementReferenceException,)).until(
+                    lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("aria-selected") == "true")
+                return
+            except TimeoutException:
+                if attempt == attempts - 1:
+                    raise AssertionError(
+                        f"admin console: {what} was clicked {attempts} times and is not selected "
+                        f"(at {self.driver.current_url}; last screenshot in {self.artifacts})"
+                    ) from None
+
     def shoot(self, name: str) -> Path:
         """Saves a PNG of the window as NN-name.png in the artefact directory."""
         self._shots += 1
@@ -181,8 +200,8 @@ class AdminConsole:
         """Realm settings → Keys → Providers, from the realm's console."""
         self.open_realm(realm)
         self.click(By.CSS_SELECTOR, "[data-testid=nav-item-realm-settings]", "Realm settings")
-        self.click(By.CSS_SELECTOR, "[data-testid=rs-keys-tab]", "the Keys tab")
-        self.click(By.CSS_SELECTOR, "[data-testid=rs-providers-tab]", "the Providers tab")
+        self.open_tab("rs-keys-tab", "the Keys tab")
+        self.open_tab("rs-providers-tab", "the Providers tab")
         self.visible(By.CSS_SELECTOR, "[data-testid=addProviderDropdown]", "the Add provider button")
 
     def add_provider_options(self) -> list[str]:
@@ -217,8 +236,8 @@ class AdminConsole:
         """Realm settings → Keys → Keys list (active keys), as the table shows them."""
         self.open_realm(realm)
         self.click(By.CSS_SELECTOR, "[data-testid=nav-item-realm-settings]", "Realm settings")
-        self.click(By.CSS_SELECTOR, "[data-testid=rs-keys-tab]", "the Keys tab")
-        self.click(By.CSS_SELECTOR, "[data-testid=rs-keys-list-tab]", "the Keys list tab")
+        self.open_tab("rs-keys-tab", "the Keys tab")
+        self.open_tab("rs-keys-list-tab", "the Keys list tab")
         self.visible(By.CSS_SELECTOR, "table tbody tr td", "the keys table")
         rows = []
         for row in self.driver.find_elements(By.CSS_SELECTOR, "table tbody tr"):

@@ -1,7 +1,9 @@
 package dev.awskms.keycloak.internal;
 
+import java.util.List;
 import java.util.Objects;
 
+import org.keycloak.crypto.KeyWrapper;
 import org.keycloak.crypto.PublicKeysWrapper;
 
 /**
@@ -18,6 +20,11 @@ public final class CachedPublicKeys {
 
     private final PublicKeysWrapper keys;
     private final long expiresAtEpochMillis;
+    /**
+     * The keys as an array for {@link #keyByKidAndAlg}, or null when the list holds a null (a
+     * broken loader's), which only Keycloak's own search then sees, to fail as it does.
+     */
+    private final KeyWrapper[] searchable;
 
     /**
      * @param keys                 the source's keys, never null (an empty wrapper for a source
@@ -29,6 +36,43 @@ public final class CachedPublicKeys {
     public CachedPublicKeys(PublicKeysWrapper keys, long expiresAtEpochMillis) {
         this.keys = Objects.requireNonNull(keys, "keys");
         this.expiresAtEpochMillis = expiresAtEpochMillis;
+        this.searchable = withoutNulls(keys.getKeys());
+    }
+
+    /** The list as an array, or null when it holds a null (not {@code contains(null)}: List.of throws). */
+    private static KeyWrapper[] withoutNulls(List<KeyWrapper> list) {
+        KeyWrapper[] array = list.toArray(new KeyWrapper[0]);
+        for (KeyWrapper key : array) {
+            if (key == null) {
+                return null;
+            }
+        }
+        return array;
+    }
+
+    /**
+     * The key {@link PublicKeysWrapper#getKeyByKidAndAlg} would choose, the very same object,
+     * without its streams: a hit's selection is most of what a hit costs (BENCHMARKS.md). With a
+     * kid: the first key of that kid whose algorithm equals {@code algorithm} (null matching an
+     * unset one), else the first key of that kid; no kid is Keycloak's own search. A test pins the
+     * two together on every Keycloak version the build tests (CachedPublicKeysTest).
+     */
+    public KeyWrapper keyByKidAndAlg(String kid, String algorithm) {
+        if (kid == null || searchable == null) {
+            return keys.getKeyByKidAndAlg(kid, algorithm);
+        }
+        KeyWrapper firstOfKid = null;
+        for (KeyWrapper key : searchable) {
+            if (kid.equals(key.getKid())) {
+                if (Objects.equals(algorithm, key.getAlgorithm())) {
+                    return key;
+                }
+                if (firstOfKid == null) {
+                    firstOfKid = key;
+                }
+            }
+        }
+        return firstOfKid;
     }
 
     /** The keys; shared, so clone a key before handing it to a caller that may mutate it. */

@@ -60,14 +60,14 @@ final class NativePublicKeyStorageProvider implements PublicKeyStorageProvider {
     @Override
     public KeyWrapper getPublicKey(String modelKey, String kid, String algorithm, PublicKeyLoader loader) {
         CachedPublicKeys cached = cached(modelKey);
-        KeyWrapper key = cached == null ? null : cached.keys().getKeyByKidAndAlg(kid, algorithm);
+        KeyWrapper key = cached == null ? null : cached.keyByKidAndAlg(kid, algorithm);
         if (key != null) {
             return key.cloneKey();
         }
         CachedPublicKeys current = reload(modelKey, loader, null);
         // A throttled reload answers with the very keys just searched (immutable): searching
         // them again would find nothing again.
-        key = current == null || current == cached ? null : current.keys().getKeyByKidAndAlg(kid, algorithm);
+        key = current == null || current == cached ? null : current.keyByKidAndAlg(kid, algorithm);
         if (key != null) {
             return key.cloneKey();
         }

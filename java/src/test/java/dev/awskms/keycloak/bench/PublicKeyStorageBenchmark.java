@@ -11,6 +11,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import dev.awskms.keycloak.KeycloakStubs;
+import dev.awskms.keycloak.internal.CachedPublicKeys;
 import dev.awskms.keycloak.publickeys.NativePublicKeyStorageProviderFactory;
 import org.infinispan.Cache;
 import org.infinispan.commons.dataconversion.MediaType;
@@ -85,6 +86,8 @@ public class PublicKeyStorageBenchmark {
     private DefaultCacheManager cacheManager;
     /** The floor both storages share: Keycloak's key selection plus the copy handed to the caller. */
     private PublicKeysWrapper plainKeys;
+    /** The same keys as native-lru keeps them, for its own selection without the cache. */
+    private CachedPublicKeys plainCachedKeys;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -93,6 +96,7 @@ public class PublicKeyStorageBenchmark {
         nativeLoader.keys = keys;
         infinispanLoader.keys = keys;
         plainKeys = new PublicKeysWrapper(keys);
+        plainCachedKeys = new CachedPublicKeys(plainKeys, 0);
 
         KeycloakSession session = session();
 
@@ -156,6 +160,12 @@ public class PublicKeyStorageBenchmark {
     @Benchmark
     public KeyWrapper hitFloorSelectAndClone() {
         return plainKeys.getKeyByKidAndAlg(KNOWN_KID, Algorithm.RS256).cloneKey();
+    }
+
+    /** Not a storage: native-lru's selection (the same key, no streams) plus the copy, for scale. */
+    @Benchmark
+    public KeyWrapper hitFloorNativeSelectionAndClone() {
+        return plainCachedKeys.keyByKidAndAlg(KNOWN_KID, Algorithm.RS256).cloneKey();
     }
 
     // (b) Unknown kid inside the reload window: throttled, nothing loads, null comes back.
