@@ -166,3 +166,10 @@ def run_wrk(url: str, lua: Path, clients: int, seconds: float, lua_args: tuple[s
     """One wrk run; its rate, request count, latency percentiles (ms) and errors."""
     command = wrk_command(url, lua, clients, seconds, lua_args, threads)
     return parse_wrk(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
+def write_results(out: Path, data: Any, report: str) -> None:
+    """A step's raw data (results.json) and Markdown table (results.md), the table also printed."""
+    (out / "results.json").write_text(json.dumps(data, indent=1))
+    (out / "results.md").write_text(report)
+    print(report)

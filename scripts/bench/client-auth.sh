@@ -7,6 +7,8 @@
 #
 #   scripts/bench/client-auth.sh           # ~8 min (after scripts/setup.sh and scripts/build.sh)
 #   scripts/bench/client-auth.sh --quick   # ~3 min: 1 and 16 connections, A B, 3 s runs
+#   scripts/bench/client-auth.sh --replicas  # ~9 min: two Keycloaks per storage, 16 connections
+#                                          # (how far processes of one storage differ; not in bench.sh)
 #
 # Needs wrk (Debian). Writes java/target/bench-client-auth/{results.json,results.md}.
 set -euo pipefail
@@ -18,4 +20,9 @@ cd "$AWSKMS_ROOT"
 need_wrk
 need_test_venv
 say_machine
+if [ "${1:-}" = "--replicas" ]; then
+    # Per-process bias: two Keycloaks per storage, 16 connections (client_auth_replicas.py).
+    shift
+    exec "$AWSKMS_VENV/bin/python" scripts/bench/client_auth_replicas.py "$@"
+fi
 exec "$AWSKMS_VENV/bin/python" scripts/bench/client_auth.py "$@"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import math
 import os
 import shutil
@@ -117,6 +116,13 @@ class Target:
                 kid = random_kid() if random_kids else None
                 out.write(form_body(key.assertion(CLIENT_ID, self.audience, kid)) + "\n")
         return path
+
+
+def client_keys() -> tuple[ClientKey, list[ClientKey], ClientKey]:
+    """The client's signing key, the JWKS it publishes (that key and two others), and a key nobody
+    published (for unknown kids)."""
+    key = ec_key("bench-ec-current")
+    return key, [key, rsa_key("bench-rsa-previous"), ec_key("bench-ec-next")], ec_key("nobody-published-this")
 
 
 def lua_script(workdir: Path, pool: Path, threads: int, delay_ms: float = 0) -> Path:
@@ -242,9 +248,7 @@ def main() -> int:
 
     env = harness.setup_env()
     workdir = Path(tempfile.mkdtemp(prefix="awskms-bench-client-auth-"))
-    key = ec_key("bench-ec-current")
-    published = [key, rsa_key("bench-rsa-previous"), ec_key("bench-ec-next")]
-    unknown = ec_key("nobody-published-this")
+    key, published, unknown = client_keys()
     jwks_server = JwksServer()
     keycloaks: dict[str, harness.Keycloak] = {}
     results: dict[str, Any] = {"quick": args.quick, "windowSeconds": WINDOW_SECONDS, "heap": HEAP,
@@ -310,10 +314,7 @@ def main() -> int:
                 shutil.copy2(keycloak.log_path, args.out / f"keycloak-{provider}.log")
         jwks_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    report = render(results)
-    (args.out / "results.md").write_text(report)
-    print(report)
+    benchlib.write_results(args.out, results, render(results))
     return 0
 
 

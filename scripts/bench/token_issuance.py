@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import benchlib
 from benchlib import ROOT, group_cpu_ns, load_average, run_wrk, start_emulator
 
 import harness  # noqa: E402  (on the path through benchlib)
@@ -153,10 +154,7 @@ def main() -> int:
             if (workdir / log).exists():
                 shutil.copy2(workdir / log, args.out / log)
         shutil.rmtree(workdir, ignore_errors=True)
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
-    report = render(rows)
-    (args.out / "results.md").write_text(report)
-    print(report)
+    benchlib.write_results(args.out, rows, render(rows))
     return 0
 
 
