@@ -158,6 +158,9 @@ public final class KeycloakStubs {
                     return CertificateFactory.getInstance("X.509", BOUNCY_CASTLE);
                 case "getBouncyCastleProvider":
                     return BOUNCY_CASTLE;
+                case "getKeyFactory":
+                    // As Keycloak's default provider: the algorithm from BouncyCastle.
+                    return java.security.KeyFactory.getInstance((String) args[0], BOUNCY_CASTLE);
                 case "order":
                     return 0;
                 default:

@@ -16,6 +16,7 @@ import java.util.List;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.awskms.keycloak.internal.Native;
 import org.jboss.logging.Logger;
+import org.keycloak.common.crypto.CryptoIntegration;
 import org.keycloak.crypto.KeyType;
 import org.keycloak.crypto.KeyUse;
 import org.keycloak.crypto.KeyWrapper;
@@ -91,21 +92,25 @@ final class JwksKeyWrappers {
     }
 
     /**
-     * The JCA key for a SubjectPublicKeyInfo: the installed providers' RSA and EC key factories, and
-     * for OKP the factory named by the curve ({@code Ed25519}), as Keycloak's {@code EdECUtils}.
+     * The JCA key for a SubjectPublicKeyInfo, from the key factories Keycloak's {@code JWKParser}
+     * uses, so that Keycloak verifies with the same implementation as with its own storage: RSA
+     * from the installed providers, EC from Keycloak's crypto provider ({@code ECDSA}: BouncyCastle,
+     * or BC-FIPS in FIPS mode; with the JDK's EC key instead, Keycloak's verifier ran SunEC's ECDSA,
+     * ~1.3 ms more CPU per ES256 client assertion, BENCHMARKS.md), and for OKP the factory named by
+     * the curve ({@code Ed25519}), as Keycloak's {@code EdECUtils}.
      */
     static PublicKey publicKey(String type, String curve, byte[] spki) throws GeneralSecurityException {
-        String keyFactory;
+        KeyFactory keyFactory;
         if (KeyType.RSA.equals(type)) {
-            keyFactory = "RSA";
+            keyFactory = KeyFactory.getInstance("RSA");
         } else if (KeyType.EC.equals(type)) {
-            keyFactory = "EC";
+            keyFactory = CryptoIntegration.getProvider().getKeyFactory("ECDSA");
         } else if (KeyType.OKP.equals(type) && curve != null) {
-            keyFactory = curve; // "Ed25519", as Keycloak's EdECUtils
+            keyFactory = KeyFactory.getInstance(curve); // "Ed25519", as Keycloak's EdECUtils
         } else {
             throw new GeneralSecurityException("unsupported key type " + type + " (curve " + curve + ")");
         }
-        return KeyFactory.getInstance(keyFactory).generatePublic(new X509EncodedKeySpec(spki));
+        return keyFactory.generatePublic(new X509EncodedKeySpec(spki));
     }
 
     private static List<X509Certificate> certificateChain(JsonNode x5c) throws GeneralSecurityException {
