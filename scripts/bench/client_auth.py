@@ -132,6 +132,16 @@ def lua_script(workdir: Path, pool: Path, threads: int, delay_ms: float = 0) -> 
     return path
 
 
+def start_keycloak(env: dict[str, str], home: Path, jars: list[Path], options: tuple[str, ...]) -> harness.Keycloak:
+    """One benchmark Keycloak in a new directory `home`: INFO logging, the fixed pre-touched heap."""
+    home.mkdir()
+    return harness.Keycloak.start(
+        Path(env["KEYCLOAK_DIST_TGZ"]), Path(env["KEYCLOAK_JAVA_HOME"]), home, jars,
+        extra_args=options, timeout=900, log_level="INFO",
+        extra_env={"JAVA_OPTS_KC_HEAP": HEAP},
+    )
+
+
 def start_keycloaks(env: dict[str, str], workdir: Path) -> dict[str, harness.Keycloak]:
     jar = harness.provider_jar()
     window = f"min-time-between-requests={WINDOW_SECONDS}"
@@ -144,14 +154,7 @@ def start_keycloaks(env: dict[str, str], workdir: Path) -> dict[str, harness.Key
     }
 
     def start(provider: str) -> harness.Keycloak:
-        home = workdir / provider
-        home.mkdir()
-        jars, options = setups[provider]
-        return harness.Keycloak.start(
-            Path(env["KEYCLOAK_DIST_TGZ"]), Path(env["KEYCLOAK_JAVA_HOME"]), home, jars,
-            extra_args=options, timeout=900, log_level="INFO",
-            extra_env={"JAVA_OPTS_KC_HEAP": HEAP},
-        )
+        return start_keycloak(env, workdir / provider, *setups[provider])
 
     with concurrent.futures.ThreadPoolExecutor(len(setups)) as pool:
         futures = {provider: pool.submit(start, provider) for provider in setups}

@@ -29,15 +29,9 @@ ORDER = ("A1", "B1", "A2", "B2", "B2", "A2", "B1", "A1")
 
 
 def start(env: dict[str, str], workdir: Path, name: str, storage: str) -> harness.Keycloak:
-    home = workdir / name
-    home.mkdir()
     window = f"min-time-between-requests={client_auth.WINDOW_SECONDS}"
-    return harness.Keycloak.start(
-        Path(env["KEYCLOAK_DIST_TGZ"]), Path(env["KEYCLOAK_JAVA_HOME"]), home, [harness.provider_jar()],
-        extra_args=(f"--spi-public-key-storage--provider={storage}",
-                    f"--spi-public-key-storage--{storage}--{window}"),
-        timeout=900, log_level="INFO", extra_env={"JAVA_OPTS_KC_HEAP": client_auth.HEAP},
-    )
+    return client_auth.start_keycloak(env, workdir / name, [harness.provider_jar()], (
+        f"--spi-public-key-storage--provider={storage}", f"--spi-public-key-storage--{storage}--{window}"))
 
 
 def main() -> int:

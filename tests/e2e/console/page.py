@@ -140,16 +140,12 @@ class AdminConsole:
         for attempt in range(attempts):
             self.click(By.CSS_SELECTOR, selector, what)
             try:
-                WebDriverWait(self.driver, 5, poll_frequency=0.2,
-                              ignored_exceptions=(StaleElementReferenceException,)).until(
-                    lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("aria-selected") == "true")
+                self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("aria-selected") == "true",
+                          f"{what} selected (click {attempt + 1} of {attempts})", timeout=5)
                 return
-            except TimeoutException:
+            except AssertionError:
                 if attempt == attempts - 1:
-                    raise AssertionError(
-                        f"admin console: {what} was clicked {attempts} times and is not selected "
-                        f"(at {self.driver.current_url}; last screenshot in {self.artifacts})"
-                    ) from None
+                    raise
 
     def shoot(self, name: str) -> Path:
         """Saves a PNG of the window as NN-name.png in the artefact directory."""
