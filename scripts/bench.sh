@@ -2,8 +2,8 @@
 # Every benchmark of BENCHMARKS.md in one command, each comparison measured side by side in one run
 # and reported as ratios; then the plots (docs/bench/*.png).
 #
-#   scripts/bench.sh            # everything (~40 min on 2 shared cores; BENCHMARKS.md "One command")
-#   scripts/bench.sh --quick    # every step in its short form (~16 min here; a look, not for BENCHMARKS.md)
+#   scripts/bench.sh            # everything (~30 min on 2 cores; BENCHMARKS.md "One command")
+#   scripts/bench.sh --quick    # every step in its short form (~5 min; a look, not for BENCHMARKS.md)
 #
 # Steps, in order (scripts/bench/<step>.sh; each prints and writes its own table):
 #   storage         public key storage native-lru vs Infinispan, JMH in one JVM (§1)
@@ -55,6 +55,17 @@ mkdir -p "$(dirname "$times")"
 printf '# scripts/bench.sh %s, %s, %s CPUs, load average at start %s\n' "${quick:+--quick}" \
     "$(date -u +%FT%TZ)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$times"
 started=$SECONDS
+# One snapshot of the JMH benchmarks and the library for every step that needs one (one Maven run).
+case " $steps " in
+    *" storage "* | *" sign-path "* | *" footprint "*)
+        # shellcheck source=bench/common.sh
+        . scripts/bench/common.sh
+        begun=$SECONDS
+        bench_snapshot "$AWSKMS_ROOT/java/target/bench-snapshot"
+        export BENCH_SNAPSHOT="$AWSKMS_ROOT/java/target/bench-snapshot"
+        printf '%-15s %4d s\n' snapshot $((SECONDS - begun)) | tee -a "$times"
+        ;;
+esac
 for step in $steps; do
     script="scripts/bench/$step.sh"
     [ -x "$script" ] || die "no step $step ($script)"

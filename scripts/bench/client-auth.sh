@@ -6,7 +6,7 @@
 # unknown-kid flood; RSS idle and under load.
 #
 #   scripts/bench/client-auth.sh           # ~8 min (after scripts/setup.sh and scripts/build.sh)
-#   scripts/bench/client-auth.sh --quick   # ~3 min: 1 and 16 connections, A B, 3 s runs
+#   scripts/bench/client-auth.sh --quick   # ~1.5 min: 16 connections, A B, 3 s runs
 #   scripts/bench/client-auth.sh --replicas  # ~9 min: two Keycloaks per storage, 16 connections
 #                                          # (how far processes of one storage differ; not in bench.sh)
 #

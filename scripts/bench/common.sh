@@ -71,3 +71,42 @@ bench_snapshot() {
 bench_classpath() {
     printf '%s\n' "$1/test-classes:$1/classes:$(cat "$1/classpath.txt")"
 }
+
+# Sets `snapshot` to a snapshot of the benchmarks for this step: the one scripts/bench.sh made for
+# every step of its run ($BENCH_SNAPSHOT), else a new one in $1 (bench_snapshot).
+use_snapshot() {
+    if [ -n "${BENCH_SNAPSHOT:-}" ] && [ -s "$BENCH_SNAPSHOT/classpath.txt" ]; then
+        snapshot="$BENCH_SNAPSHOT"
+    else
+        bench_snapshot "$1"
+        snapshot="$1"
+    fi
+}
+
+# Starts the sign-path benchmarks' KMS emulator ($1, the binary) with its two keys, writing its
+# address line, log and (from the benchmark) CPU readings into $2; sets emulator_pid and
+# sign_path_properties, the -D options SignPathBenchmark reads, and stops the emulator when the
+# script exits (a caller's own EXIT trap must stop it too).
+start_sign_path_emulator() {
+    local access_key_id=AKIABENCHSIGNPATH001 secret_access_key=bench-sign-path-secret-0001
+    rm -f "$2/emulator.json"
+    "$1" --quiet --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
+        --credentials "$access_key_id:$secret_access_key" \
+        --create-key alias/bench-rsa=RSA_2048 --create-key alias/bench-ec256=ECC_NIST_P256 \
+        >"$2/emulator.json" 2>"$2/emulator.log" &
+    emulator_pid=$!
+    # shellcheck disable=SC2064  # the pid is fixed now, on purpose
+    trap "kill $emulator_pid 2>/dev/null || true" EXIT
+    for _ in $(seq 100); do
+        [ -s "$2/emulator.json" ] && break
+        sleep 0.1
+    done
+    [ -s "$2/emulator.json" ] || die "the emulator did not start: $(cat "$2/emulator.log")"
+    local kms_url region
+    read -r kms_url region < <(python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(d["kms"], d["region"])' "$2/emulator.json")
+    sign_path_properties=("-Dawskms.bench.kms=$kms_url" "-Dawskms.bench.region=$region"
+        "-Dawskms.bench.accessKeyId=$access_key_id" "-Dawskms.bench.secretAccessKey=$secret_access_key"
+        "-Dawskms.bench.emulatorPid=$emulator_pid" "-Dawskms.bench.cpuOut=$2/cpu.jsonl"
+        -Dorg.jboss.logging.provider=slf4j -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
+    say "emulator $kms_url (pid $emulator_pid)"
+}

@@ -5,7 +5,7 @@
 # a Java map). BENCH_CLEAN_BUILD=1 also times a clean release build of the native library in an
 # empty target directory (several minutes on 2 cores; not part of --quick or the default run).
 #
-#   scripts/bench/footprint.sh           # 3 JVMs of each cache mode, 3 readings each (~2 min)
+#   scripts/bench/footprint.sh           # 3 JVMs of each cache mode, 3 readings each (~1.5 min)
 #   scripts/bench/footprint.sh --quick   # 2 runs of each
 #
 # Writes java/target/bench-footprint/{results.json,results.md}.
@@ -21,22 +21,17 @@ runs=3
 sources=10000
 out="$AWSKMS_ROOT/java/target/bench-footprint"
 jar="$(provider_jar)" || die "expected exactly one java/target/keycloak-aws-kms-*.jar: run scripts/build.sh"
-# The storage step's snapshot when it is complete (a copy: the next storage run replaces it), else a new one.
-if [ -s java/target/bench/classpath.txt ] && [ -f java/target/bench/libkeycloak_aws_kms.so ]; then
-    rm -rf "$out" && mkdir -p "$out"
-    cp -r java/target/bench/classes java/target/bench/test-classes java/target/bench/classpath.txt \
-        java/target/bench/libkeycloak_aws_kms.so "$out/"
-else
-    bench_snapshot "$out"
-fi
-classpath="$(bench_classpath "$out")"
+# scripts/bench.sh's snapshot of this run, else a new one.
+use_snapshot "$out"
+mkdir -p "$out"
+classpath="$(bench_classpath "$snapshot")"
 say_machine
 
 : >"$out/cache.jsonl"
 for run in $(seq "$runs"); do
     for mode in native java; do
         say "CacheFootprint $mode $sources (run $run of $runs)"
-        java -XX:+UseSerialGC -Xms512m -Xmx512m -XX:+AlwaysPreTouch "-Dawskms.native.library=$out/libkeycloak_aws_kms.so" \
+        java -XX:+UseSerialGC -Xms512m -Xmx512m -XX:+AlwaysPreTouch "-Dawskms.native.library=$snapshot/libkeycloak_aws_kms.so" \
             -cp "$classpath" scripts/bench/CacheFootprint.java "$mode" "$sources" | grep '^{' >>"$out/cache.jsonl"
     done
 done

@@ -5,7 +5,7 @@
 # table of throughput, p50/p99 and each side's overhead above the raw request (BENCHMARKS.md).
 #
 #   scripts/bench/sign-path.sh            # ~6 min (needs target/release/{libkeycloak_aws_kms.so,kms-emulator})
-#   scripts/bench/sign-path.sh --quick    # ~2.5 min, shorter iterations (a look, not for BENCHMARKS.md)
+#   scripts/bench/sign-path.sh --quick    # ~1 min: 16 threads, shorter iterations (a look, not for BENCHMARKS.md)
 #   BENCH_LOCK=/tmp/awskms-build.lock …   # hold this flock(1) file only while Maven compiles
 #   BENCH_THREADS='1 16' …                # other thread counts
 #   MVN_ARGS=-o …                         # Maven offline
@@ -18,8 +18,11 @@ set -euo pipefail
 cd "$AWSKMS_ROOT"
 
 jmh_args=()
+thread_counts="${BENCH_THREADS:-1 16 64}"
 if [ "${1:-}" = "--quick" ]; then
+    # A look: 16 threads only, short iterations.
     jmh_args=(-wi 1 -w 1 -i 2 -r 1)
+    thread_counts="${BENCH_THREADS:-16}"
 fi
 native_library="$AWSKMS_ROOT/target/release/libkeycloak_aws_kms.so"
 emulator="$AWSKMS_ROOT/target/release/kms-emulator"
@@ -30,33 +33,18 @@ out="$AWSKMS_ROOT/java/target/bench-sign-path"
 # shellcheck source=common.sh
 . "$AWSKMS_ROOT/scripts/bench/common.sh"
 # Run from a snapshot: other builds may rewrite java/target and target/release meanwhile.
-bench_snapshot "$out"
+use_snapshot "$out"
+mkdir -p "$out" && rm -f "$out"/t*.json "$out/cpu.jsonl" "$out"/jmh-t*.log "$out/emulator.json"
 cp "$emulator" "$out/kms-emulator"
-classpath="$(bench_classpath "$out")"
+classpath="$(bench_classpath "$snapshot")"
 
-access_key_id=AKIABENCHSIGNPATH001
-secret_access_key=bench-sign-path-secret-0001
-"$out/kms-emulator" --quiet --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
-    --credentials "$access_key_id:$secret_access_key" \
-    --create-key alias/bench-rsa=RSA_2048 --create-key alias/bench-ec256=ECC_NIST_P256 \
-    >"$out/emulator.json" 2>"$out/emulator.log" &
-emulator_pid=$!
-trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    [ -s "$out/emulator.json" ] && break
-    sleep 0.1
-done
-[ -s "$out/emulator.json" ] || die "the emulator did not start: $(cat "$out/emulator.log")"
-read -r kms_url region < <(python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).readline()); print(d["kms"], d["region"])' "$out/emulator.json")
+start_sign_path_emulator "$out/kms-emulator" "$out"
 
-say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); emulator $kms_url (pid $emulator_pid)"
+say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck disable=SC2086  # BENCH_JMH_ARGS is a word list on purpose
-for threads in ${BENCH_THREADS:-1 16 64}; do
+for threads in $thread_counts; do
     say "JMH SignPathBenchmark, $threads threads ${jmh_args[*]}"
-    java "-Dawskms.native.library=$out/libkeycloak_aws_kms.so" "-Dawskms.bench.kms=$kms_url" \
-        "-Dawskms.bench.region=$region" "-Dawskms.bench.accessKeyId=$access_key_id" \
-        "-Dawskms.bench.secretAccessKey=$secret_access_key" "-Dawskms.bench.emulatorPid=$emulator_pid" \
-        "-Dawskms.bench.cpuOut=$out/cpu.jsonl" -Dorg.jboss.logging.provider=slf4j -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    java "-Dawskms.native.library=$snapshot/libkeycloak_aws_kms.so" "${sign_path_properties[@]}" \
         -cp "$classpath" org.openjdk.jmh.Main 'dev.awskms.keycloak.bench.SignPathBenchmark' \
         -t "$threads" -rf json -rff "$out/t$threads.json" "${jmh_args[@]}" ${BENCH_JMH_ARGS:-} >"$out/jmh-t$threads.log" 2>&1 ||
         die "JMH failed: $(tail -n 30 "$out/jmh-t$threads.log")"

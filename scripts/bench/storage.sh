@@ -4,7 +4,7 @@
 # scripts/bench.sh; alone:
 #
 #   scripts/bench/storage.sh            # the class's own JMH settings (3 forks x 5+5 iterations, ~5 min)
-#   scripts/bench/storage.sh --quick    # 1 fork, 2+3 iterations (~1.5 min; a look)
+#   scripts/bench/storage.sh --quick    # 1 fork, 2+2 iterations, no floors (~45 s; a look)
 #   BENCH_JMH_ARGS='-f 1 -wi 2 -i 2' …  # other JMH options
 #   BENCH_CLASSES='NativeCrossingBenchmark' …  # other benchmark classes (regex, JMH's)
 #   BENCH_LOCK=/tmp/build.lock …        # hold this flock(1) file only while Maven compiles
@@ -19,12 +19,14 @@ set -euo pipefail
 cd "$AWSKMS_ROOT"
 
 quick_args=()
-[ "${1:-}" = "--quick" ] && quick_args=(-f 1 -wi 2 -i 3)
+# Quick: one fork, shorter, without the floors (the three comparisons only).
+[ "${1:-}" = "--quick" ] && quick_args=(-f 1 -wi 2 -i 2 -e 'hitFloor')
 out="$AWSKMS_ROOT/java/target/bench"
 [ -f target/release/libkeycloak_aws_kms.so ] || die "no target/release/libkeycloak_aws_kms.so: run scripts/build.sh"
 # Every fork loads the snapshot's copy of the library, whatever later builds write to target/release.
-bench_snapshot "$out"
-classpath="$(bench_classpath "$out")"
+use_snapshot "$out"
+mkdir -p "$out" && rm -f "$out/results.json" "$out/results.md"
+classpath="$(bench_classpath "$snapshot")"
 
 say_machine
 say "java: $(java -version 2>&1 | head -n1)"
@@ -32,7 +34,7 @@ classes="${BENCH_CLASSES:-PublicKeyStorageBenchmark}"
 say "JMH: $classes ${quick_args[*]} ${BENCH_JMH_ARGS:-}"
 # JMH's forks inherit this JVM's -D options, so every fork loads the snapshot of the library.
 # shellcheck disable=SC2086  # BENCH_JMH_ARGS is a word list on purpose
-java "-Dawskms.native.library=$out/libkeycloak_aws_kms.so" -cp "$classpath" org.openjdk.jmh.Main \
+java "-Dawskms.native.library=$snapshot/libkeycloak_aws_kms.so" -cp "$classpath" org.openjdk.jmh.Main \
     "dev.awskms.keycloak.bench.($classes)" -rf json -rff "$out/results.json" "${quick_args[@]}" ${BENCH_JMH_ARGS:-}
 
 say "results ($out/results.md)"
