@@ -15,6 +15,7 @@ pub mod error;
 /// Entry points for the fuzz targets in `rust/fuzz`; not an API.
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod proxy_environment;
 pub mod public_keys;
 pub mod runtime;
 pub mod signing;

@@ -1,10 +1,12 @@
-//! The process-wide tokio runtime. Java threads block on it for the length of one KMS call; the
-//! runtime's own threads drive the HTTP connections that every call shares.
+//! The process-wide tokio runtime. Java threads block on it for the length of one call; its own
+//! threads drive timers, JWKS downloads and credentials refreshes. A KMS call's HTTP exchange is
+//! not among them: it is blocking I/O on the calling thread (`signing::kms::direct_http`).
 //!
 //! Lifecycle: started by the first call that needs it, stopped at most once by [`stop`] (the
 //! library's `JNI_OnUnload`), within a bound whatever calls are in flight: their connections and
-//! timers end with the runtime, so each of them returns an error instead of waiting for KMS or a
-//! JWKS server. Once stopped, calls fail at once; the runtime is never started again.
+//! timers end with the runtime, so each of them returns an error instead of waiting for a JWKS
+//! server (a KMS exchange in flight ends by its own deadline). Once stopped, calls fail at once;
+//! the runtime is never started again.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -122,7 +124,7 @@ impl IoRuntime {
         let mut state = self.lock();
         if let State::NotStarted = *state {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                // Two workers are plenty: they only shuttle bytes, the waiting happens in KMS.
+                // Two workers are plenty: they only shuttle JWKS bytes and fire timers.
                 .worker_threads(2)
                 .thread_name(self.thread_name)
                 .enable_all()

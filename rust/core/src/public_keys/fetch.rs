@@ -381,14 +381,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
 /// `HTTP_PROXY`, upper or lower case) when it builds the client.
 fn proxy_hosts_from_environment() -> Vec<String> {
     let mut hosts = Vec::new();
-    for variable in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ] {
+    for variable in crate::proxy_environment::PROXY_VARIABLES {
         let Ok(value) = std::env::var(variable) else {
             continue;
         };

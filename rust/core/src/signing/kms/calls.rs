@@ -73,7 +73,9 @@ where
     let mut taken = 0;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = tokio::time::timeout(remaining, operation())
+        // The deadline also bounds the blocking HTTP exchange, which this timer cannot interrupt.
+        let bounded = super::direct_http::CALL_DEADLINE.scope(deadline, operation());
+        let outcome = tokio::time::timeout(remaining, bounded)
             .await
             .unwrap_or_else(|_| {
                 Err(Error::new(

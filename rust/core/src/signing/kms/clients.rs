@@ -14,6 +14,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use super::budget::RetryBudget;
 use super::calls::Timeouts;
 use super::credentials::{RefreshStats, RefreshTask, RefreshingCredentials};
+use super::direct_http::{self, DirectHttpClient};
 use crate::signing::config::{Connection, Credentials, Secret};
 
 /// A KMS client with what its calls share: the SDK client (connection pool), the retry budget,
@@ -149,6 +150,11 @@ pub async fn build_client(connection: &Connection, timeouts: Timeouts) -> KmsCli
         Credentials::AccessKey { .. } | Credentials::AssumeRole(_) => None,
     });
     let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
+    // Only KMS's calls: credentials providers (STS, IMDS, containers) keep the SDK's client.
+    if !direct_http::proxy_configured() {
+        config = config
+            .http_client(DirectHttpClient::new(timeouts.connect, timeouts.attempt).into_shared());
+    }
     let (credentials, refresh) = match source {
         Some(source) => {
             let (credentials, refresh) = RefreshingCredentials::start(source);

@@ -20,6 +20,17 @@ fn endpoint_label(connection: &Connection) -> String {
         .unwrap_or_else(|| format!("https://kms.{}.amazonaws.com", connection.region))
 }
 
+/// A connected attempt that got no (complete) answer before its timeout.
+fn no_answer_in_time(operation: &str, connection: &Connection) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "KMS at {} did not answer {operation} in time",
+            endpoint_label(connection)
+        ),
+    )
+}
+
 /// Maps an SDK failure to our error. `operation` is the KMS API name (for IAM actions in
 /// messages), `key` the key as configured or resolved.
 pub(crate) fn map_sdk_error<E>(
@@ -68,13 +79,15 @@ where
                 service_error_message(kind, code, detail, operation, key, connection, status),
             )
         }
-        SdkError::TimeoutError(_) => Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "KMS at {} did not answer {operation} in time",
-                endpoint_label(connection)
-            ),
-        ),
+        SdkError::TimeoutError(_) => no_answer_in_time(operation, connection),
+        // Our HTTP client's exchange timing out once connected: the SDK's attempt timeout.
+        SdkError::DispatchFailure(failure)
+            if failure
+                .as_connector_error()
+                .is_some_and(super::direct_http::is_no_answer_in_time) =>
+        {
+            no_answer_in_time(operation, connection)
+        }
         SdkError::DispatchFailure(failure) => {
             let (kind, what) = if failure.is_timeout() {
                 (ErrorKind::Timeout, "timed out connecting to")
@@ -422,6 +435,41 @@ mod tests {
                 message.chars().count()
             );
         }
+    }
+
+    #[test]
+    fn a_timeout_once_connected_reads_as_no_answer_and_one_connecting_as_such() {
+        use aws_sdk_kms::operation::sign::SignError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+
+        let connection = Connection {
+            region: "eu-west-1".into(),
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            credentials: Credentials::Default,
+        };
+        let no_answer = super::super::direct_http::tests_support::no_answer_in_time();
+        let connecting = ConnectorError::timeout(
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out connecting").into(),
+        );
+        let map = |connector: ConnectorError| {
+            let error: SdkError<SignError, HttpResponse> = SdkError::dispatch_failure(connector);
+            map_sdk_error("Sign", "alias/k", &connection, error)
+        };
+        let mapped = map(no_answer);
+        assert_eq!(mapped.kind(), ErrorKind::Timeout);
+        assert_eq!(
+            mapped.message(),
+            "KMS at http://127.0.0.1:1 did not answer Sign in time"
+        );
+        let mapped = map(connecting);
+        assert_eq!(mapped.kind(), ErrorKind::Timeout);
+        assert!(
+            mapped
+                .message()
+                .starts_with("Timed out connecting to http://127.0.0.1:1 for Sign"),
+            "{}",
+            mapped.message()
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - [`calls`]: one logical call under a deadline, its retries, and the operations we make.
 //! - [`credentials`]: expiring credentials held in memory and refreshed ahead of expiry by a
 //!   background task per client.
+//! - [`direct_http`]: the HTTP/1.1 client of KMS calls made without a proxy: blocking I/O on the
+//!   calling thread over a pool of kept-alive connections.
 //! - [`budget`]: the retry budget (token bucket) each client's calls share.
 //! - [`errors`]: every SDK failure mapped to an [`ErrorKind`](crate::ErrorKind) and a message an
 //!   administrator can act on; transient credentials failures get the transient kinds.
@@ -12,6 +14,7 @@ pub mod budget;
 pub mod calls;
 pub mod clients;
 pub mod credentials;
+pub(crate) mod direct_http;
 pub(crate) mod errors;
 
 pub use calls::Timeouts;
