@@ -71,6 +71,8 @@ struct Shared {
     attempt_timeout: Duration,
     /// Connect timeout when the SDK's settings give none.
     connect_timeout: Duration,
+    /// [`IDLE_TIMEOUT`], shorter in tests.
+    idle_timeout: Duration,
     /// `None`: the platform's roots ([`PLATFORM_TLS`]); tests give their own.
     tls: Option<Arc<rustls::ClientConfig>>,
     idle: Mutex<HashMap<Endpoint, Vec<IdleConnection>>>,
@@ -151,10 +153,20 @@ impl DirectHttpClient {
             shared: Arc::new(Shared {
                 attempt_timeout,
                 connect_timeout,
+                idle_timeout: IDLE_TIMEOUT,
                 tls,
                 idle: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// This client with idle connections closed after `idle_timeout` (tests).
+    #[cfg(test)]
+    fn idle_for(mut self, idle_timeout: Duration) -> DirectHttpClient {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.idle_timeout = idle_timeout;
+        }
+        self
     }
 
     pub(crate) fn into_shared(self) -> SharedHttpClient {
@@ -275,8 +287,7 @@ enum Failure {
 
 impl DirectConnector {
     fn exchange(&self, request: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
-        let started = Instant::now();
-        let mut deadline = started + self.shared.attempt_timeout;
+        let mut deadline = Instant::now() + self.shared.attempt_timeout;
         if let Ok(call_deadline) = CALL_DEADLINE.try_with(|deadline| *deadline) {
             deadline = deadline.min(call_deadline);
         }
@@ -286,29 +297,34 @@ impl DirectConnector {
             .map_err(|e| ConnectorError::user(format!("Invalid request URI: {e}").into()))?;
         let endpoint = endpoint_of(&uri)?;
         let bytes = serialize(request, &uri)?;
-        if let Some(mut pooled) = self.shared.checkout(&endpoint) {
-            match self.send(&mut pooled, &bytes, deadline) {
-                Ok((response, reusable)) => {
-                    if reusable {
-                        self.shared.checkin(endpoint, pooled);
-                    }
-                    return Ok(response);
-                }
+        if let Some(pooled) = self.shared.checkout(&endpoint) {
+            match self.send_and_pool(&endpoint, pooled, &bytes, deadline) {
                 Err(Failure::StaleConnection(_)) => {}
                 Err(Failure::Connector(error)) => return Err(error),
+                Ok(response) => return Ok(response),
             }
         }
-        let mut fresh = self.connect(&endpoint, deadline)?;
-        match self.send(&mut fresh, &bytes, deadline) {
-            Ok((response, reusable)) => {
-                if reusable {
-                    self.shared.checkin(endpoint, fresh);
-                }
-                Ok(response)
-            }
-            Err(Failure::StaleConnection(error)) => Err(io_error(error)),
-            Err(Failure::Connector(error)) => Err(error),
+        let fresh = self.connect(&endpoint, deadline)?;
+        self.send_and_pool(&endpoint, fresh, &bytes, deadline)
+            .map_err(|failure| match failure {
+                Failure::StaleConnection(error) => io_error(error),
+                Failure::Connector(error) => error,
+            })
+    }
+
+    /// [`DirectConnector::send`], then the connection back to the pool if it may serve again.
+    fn send_and_pool(
+        &self,
+        endpoint: &Endpoint,
+        mut stream: Stream,
+        request: &[u8],
+        deadline: Instant,
+    ) -> Result<HttpResponse, Failure> {
+        let (response, reusable) = self.send(&mut stream, request, deadline)?;
+        if reusable {
+            self.shared.checkin(endpoint.clone(), stream);
         }
+        Ok(response)
     }
 
     /// Writes the request and reads the answer; returns it and whether the connection may serve
@@ -414,7 +430,7 @@ impl Shared {
         let found = loop {
             let candidate = self.lock_idle().get_mut(endpoint).and_then(Vec::pop);
             let Some(idle) = candidate else { break None };
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.stream.is_reusable() {
+            if idle.since.elapsed() < self.idle_timeout && idle.stream.is_reusable() {
                 break Some(idle.stream);
             }
             expired.push(idle);
@@ -436,7 +452,7 @@ impl Shared {
             let connections = pool.entry(endpoint).or_default();
             let stale = connections
                 .iter()
-                .take_while(|old| old.since.elapsed() >= IDLE_TIMEOUT)
+                .take_while(|old| old.since.elapsed() >= self.idle_timeout)
                 .count();
             let expired = connections.drain(..stale).collect();
             if connections.len() < MAX_IDLE_PER_ENDPOINT {

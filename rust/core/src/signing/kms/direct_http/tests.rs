@@ -157,6 +157,29 @@ fn consecutive_calls_share_one_kept_alive_connection() {
 }
 
 #[test]
+fn a_connection_idle_longer_than_the_idle_timeout_is_closed_not_reused() {
+    let server = serve(always(ok("{}")));
+    let client = client(Duration::from_secs(5)).idle_for(Duration::from_millis(100));
+    let connector = connector(&client);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    connector.exchange(&post(&url, "{}")).unwrap();
+    connector.exchange(&post(&url, "{}")).unwrap();
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        1,
+        "reused while fresh"
+    );
+    thread::sleep(Duration::from_millis(250));
+    connector.exchange(&post(&url, "{}")).unwrap();
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        2,
+        "a new one after the idle time"
+    );
+    assert_eq!(client.idle_connections(), 1, "the expired one is gone");
+}
+
+#[test]
 fn the_request_carries_the_host_sigv4_signed_and_its_body_length() {
     let server = serve(always(ok("{}")));
     let client = client(Duration::from_secs(5));
