@@ -10,6 +10,8 @@
 #   BENCH_THREADS='1 16' …                # other thread counts
 #   MVN_ARGS=-o …                         # Maven offline
 #   BENCH_JMH_ARGS='-wi 5 -w 5' …         # more JMH options (e.g. a longer warm-up on a loaded machine)
+#   BENCH_PREWARM_SECONDS=30 …            # the SDK for Java's one-thread warm-up before JMH's (default 20;
+#                                         # its JIT needs it, see SignPathBenchmark.preWarm)
 #
 # Writes java/target/bench-sign-path/{t*.json,cpu.jsonl,results.md}.
 set -euo pipefail
@@ -19,9 +21,11 @@ cd "$AWSKMS_ROOT"
 
 jmh_args=()
 thread_counts="${BENCH_THREADS:-1 16 64}"
+prewarm_seconds="${BENCH_PREWARM_SECONDS:-20}"
 if [ "${1:-}" = "--quick" ]; then
     # A look: 16 threads only, short iterations.
     jmh_args=(-wi 1 -w 1 -i 2 -r 1)
+    prewarm_seconds="${BENCH_PREWARM_SECONDS:-3}"
     thread_counts="${BENCH_THREADS:-16}"
 fi
 native_library="$AWSKMS_ROOT/target/release/libkeycloak_aws_kms.so"
@@ -44,7 +48,8 @@ say "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck disable=SC2086  # BENCH_JMH_ARGS is a word list on purpose
 for threads in $thread_counts; do
     say "JMH SignPathBenchmark, $threads threads ${jmh_args[*]}"
-    java "-Dawskms.native.library=$snapshot/libkeycloak_aws_kms.so" "${sign_path_properties[@]}" \
+    java "-Dawskms.native.library=$snapshot/libkeycloak_aws_kms.so" "-Dawskms.bench.prewarmSeconds=$prewarm_seconds" \
+        "${sign_path_properties[@]}" \
         -cp "$classpath" org.openjdk.jmh.Main 'dev.awskms.keycloak.bench.SignPathBenchmark' \
         -t "$threads" -rf json -rff "$out/t$threads.json" "${jmh_args[@]}" ${BENCH_JMH_ARGS:-} >"$out/jmh-t$threads.log" 2>&1 ||
         die "JMH failed: $(tail -n 30 "$out/jmh-t$threads.log")"
@@ -77,8 +82,12 @@ def cpu_per_call(key):
     return (sum(x["jvmCpuNs"] for x in c) / calls / 1e3, sum(x["emulatorCpuNs"] for x in c) / calls / 1e3,
             ", ".join(sorted({x["loadavg"].split()[0] for x in c})))
 
-print("| alg | threads | side | ops/s | p50 µs | p99 µs | mean µs | overhead above raw (mean) µs | client CPU µs/sign | emulator CPU µs/sign | load avg (1 min) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+def cpu_by_iteration(key):
+    # Client CPU per call in each measured iteration, in order: a side still warming shows a trend.
+    return " → ".join(f"{x['jvmCpuNs'] / x['calls'] / 1e3:.0f}" for x in cpu.get(key, []) if x["calls"])
+
+print("| alg | threads | side | ops/s | p50 µs | p99 µs | mean µs | overhead above raw (mean) µs | client CPU µs/sign | per measured iteration | emulator CPU µs/sign | load avg (1 min) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 ratios = []
 for alg in ("ES256", "RS256"):
     for threads in sorted({k[1] for k in rows}):
@@ -94,7 +103,7 @@ for alg in ("ES256", "RS256"):
             jvm, emu, load = cpu_per_call(key)
             over[side] = s["mean"] - raw["mean"]
             o = "—" if side == "rawHttp" else f"{over[side]:.0f}"
-            print(f"| {alg} | {threads} | {label} | {s['ops']:.0f} | {s['p50']:.0f} | {s['p99']:.0f} | {s['mean']:.0f} | {o} | {jvm:.0f} | {emu:.0f} | {load} |")
+            print(f"| {alg} | {threads} | {label} | {s['ops']:.0f} | {s['p50']:.0f} | {s['p99']:.0f} | {s['mean']:.0f} | {o} | {jvm:.0f} | {cpu_by_iteration(key)} | {emu:.0f} | {load} |")
         if "ours" in over and "awsSdkJava" in over:
             jo, _, _ = cpu_per_call((alg, threads, "ours"))
             js, _, _ = cpu_per_call((alg, threads, "awsSdkJava"))

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -149,7 +150,11 @@ pub async fn build_client(connection: &Connection, timeouts: Timeouts) -> KmsCli
         Credentials::Default => sdk_config.credentials_provider(),
         Credentials::AccessKey { .. } | Credentials::AssumeRole(_) => None,
     });
-    let mut config = aws_sdk_kms::config::Builder::from(&sdk_config);
+    // No stalled-stream guard: KMS's answers are a few hundred bytes, and every attempt is bounded
+    // as a whole (the attempt timeout, the call's deadline), so the guard's per-call body wrappers
+    // and timers would only add work to each Sign.
+    let mut config = aws_sdk_kms::config::Builder::from(&sdk_config)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
     // Only KMS's calls: credentials providers (STS, IMDS, containers) keep the SDK's client.
     if !direct_http::proxy_configured() {
         config = config

@@ -10,13 +10,17 @@
 //! - A request reads the credentials in hand while they are [`usable`] (not within
 //!   [`expiry_buffer`] of expiry). Only when there are none (the first fetch failed or has not
 //!   finished, or every refresh failed until expiry) does it fetch itself, one fetch at a time
-//!   (single flight), bounded by the call's deadline.
+//!   (single flight), bounded by the call's deadline. If that fetch fails, credentials still in
+//!   hand and not within half the buffer of expiry serve the request anyway (AWS accepts them
+//!   until they expire), and for [`RETRY_FIRST`] after a failed fetch requests use them without
+//!   asking the source again: an STS outage that spans the buffer does not fail token requests,
+//!   nor does every request add a call to a throttling STS.
 //! - Credentials without an expiry (static keys from the environment) are fetched once.
 //! - The task holds the state only weakly and is aborted when the client is dropped
 //!   ([`RefreshTask`]): nothing outlives the last signing key using the client.
 
 use std::sync::{Arc, PoisonError, RwLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
@@ -70,6 +74,15 @@ fn usable(held: &Held, now: SystemTime) -> bool {
     }
 }
 
+/// Usable as a last resort when no fresh credentials can be had: not within half the expiry
+/// buffer of expiry (the other half is kept against clock skew with AWS).
+fn unexpired(held: &Held, now: SystemTime) -> bool {
+    match (held.credentials.expiry(), held.lifetime()) {
+        (Some(expiry), Some(lifetime)) => now + expiry_buffer(lifetime) / 2 < expiry,
+        _ => true,
+    }
+}
+
 /// What a refreshing provider did, for tests and operators.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefreshStats {
@@ -79,6 +92,9 @@ pub struct RefreshStats {
     pub request_fetches: u64,
     /// Fetches that failed (either path).
     pub failures: u64,
+    /// Requests served with credentials inside the expiry buffer because no fresh ones could be
+    /// fetched.
+    pub last_resort_uses: u64,
 }
 
 #[derive(Debug)]
@@ -87,15 +103,36 @@ struct State {
     held: RwLock<Option<Held>>,
     /// One fetch at a time; a request that waited here finds the credentials just fetched.
     fetching: tokio::sync::Mutex<()>,
+    /// When a request's fetch last failed: for a while after, requests do not ask again.
+    last_failed_fetch: std::sync::Mutex<Option<Instant>>,
     stats: std::sync::Mutex<RefreshStats>,
 }
 
 impl State {
     fn current(&self, now: SystemTime) -> Option<Credentials> {
+        self.held_if(|held| usable(held, now))
+    }
+
+    fn held_if(&self, accept: impl FnOnce(&Held) -> bool) -> Option<Credentials> {
         let held = self.held.read().unwrap_or_else(PoisonError::into_inner);
         held.as_ref()
-            .filter(|held| usable(held, now))
+            .filter(|held| accept(held))
             .map(|held| held.credentials.clone())
+    }
+
+    /// The unexpired credentials in hand, counted as a last-resort use.
+    fn last_resort(&self) -> Option<Credentials> {
+        let now = SystemTime::now();
+        let credentials = self.held_if(|held| unexpired(held, now))?;
+        self.count(|stats| stats.last_resort_uses += 1);
+        Some(credentials)
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.last_failed_fetch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < RETRY_FIRST)
     }
 
     fn count(&self, update: impl FnOnce(&mut RefreshStats)) {
@@ -136,7 +173,21 @@ impl State {
         if let Some(credentials) = self.current(SystemTime::now()) {
             return Ok(credentials);
         }
-        self.fetch(false).await
+        if self.failed_recently() {
+            if let Some(credentials) = self.last_resort() {
+                return Ok(credentials);
+            }
+        }
+        match self.fetch(false).await {
+            Ok(credentials) => Ok(credentials),
+            Err(error) => {
+                *self
+                    .last_failed_fetch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                self.last_resort().ok_or(error)
+            }
+        }
     }
 
     /// How long the background task sleeps before its next fetch; `None` when the credentials
@@ -166,6 +217,7 @@ impl RefreshingCredentials {
             source,
             held: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            last_failed_fetch: std::sync::Mutex::new(None),
             stats: std::sync::Mutex::new(RefreshStats::default()),
         });
         let task = tokio::spawn(refresh_ahead(Arc::downgrade(&state)));
@@ -256,6 +308,89 @@ async fn refresh_ahead(state: Weak<State>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A source that always fails as a throttling STS does, counting the calls.
+    #[derive(Debug)]
+    struct ThrottledSource {
+        calls: Arc<AtomicU32>,
+    }
+
+    impl ProvideCredentials for ThrottledSource {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            future::ProvideCredentials::ready(Err(CredentialsError::provider_error("Throttling")))
+        }
+    }
+
+    /// A state holding a 100 s session that expires `left` from now (its buffer is 10 s).
+    fn holding_session_with(left: Duration) -> (Arc<AtomicU32>, State) {
+        let now = SystemTime::now();
+        let calls = Arc::new(AtomicU32::new(0));
+        let held = Held {
+            credentials: Credentials::new(
+                "ASIAHELD",
+                "held-secret",
+                Some("held-token".to_owned()),
+                Some(now + left),
+                "test",
+            ),
+            obtained: now + left - Duration::from_secs(100),
+        };
+        let state = State {
+            source: SharedCredentialsProvider::new(ThrottledSource {
+                calls: Arc::clone(&calls),
+            }),
+            held: RwLock::new(Some(held)),
+            fetching: tokio::sync::Mutex::new(()),
+            last_failed_fetch: std::sync::Mutex::new(None),
+            stats: std::sync::Mutex::new(RefreshStats::default()),
+        };
+        (calls, state)
+    }
+
+    fn request(state: &State) -> Result<Credentials, CredentialsError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(state.credentials())
+    }
+
+    #[test]
+    fn a_request_inside_the_expiry_buffer_keeps_valid_credentials_when_sts_fails() {
+        // 7 s left: inside the 10 s buffer, outside its last half.
+        let (source, state) = holding_session_with(Duration::from_secs(7));
+        let credentials = request(&state).expect("the held credentials serve the request");
+        assert_eq!(credentials.access_key_id(), "ASIAHELD");
+        assert_eq!(
+            source.load(Ordering::SeqCst),
+            1,
+            "the request asked STS first"
+        );
+        let stats = *state.stats.lock().expect("stats");
+        assert_eq!((stats.failures, stats.last_resort_uses), (1, 1));
+    }
+
+    #[test]
+    fn requests_right_after_a_failed_fetch_do_not_ask_a_failing_sts_again() {
+        let (source, state) = holding_session_with(Duration::from_secs(7));
+        for _ in 0..5 {
+            request(&state).expect("the held credentials serve the request");
+        }
+        assert_eq!(source.load(Ordering::SeqCst), 1);
+        assert_eq!(state.stats.lock().expect("stats").last_resort_uses, 5);
+    }
+
+    #[test]
+    fn credentials_within_half_the_buffer_of_expiry_are_not_used_when_sts_fails() {
+        let (_source, state) = holding_session_with(Duration::from_secs(3));
+        let error = request(&state).expect_err("nothing usable: the fetch's failure");
+        assert!(format!("{error:?}").contains("Throttling"), "{error:?}");
+        assert_eq!(state.stats.lock().expect("stats").last_resort_uses, 0);
+    }
 
     #[test]
     fn an_hour_long_session_is_refreshed_five_minutes_before_it_expires() {
