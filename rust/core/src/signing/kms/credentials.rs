@@ -12,9 +12,9 @@
 //!   finished, or every refresh failed until expiry) does it fetch itself, one fetch at a time
 //!   (single flight), bounded by the call's deadline. If that fetch fails, credentials still in
 //!   hand and not within half the buffer of expiry serve the request anyway (AWS accepts them
-//!   until they expire), and for [`RETRY_FIRST`] after a failed fetch requests use them without
-//!   asking the source again: an STS outage that spans the buffer does not fail token requests,
-//!   nor does every request add a call to a throttling STS.
+//!   until they expire), and for [`FAILED_FETCH_PAUSE`] after a failed fetch requests use them
+//!   without asking the source again: an STS outage that spans the buffer does not fail token
+//!   requests, nor does every request add a call to a throttling STS.
 //! - Credentials without an expiry (static keys from the environment) are fetched once.
 //! - The task holds the state only weakly and is aborted when the client is dropped
 //!   ([`RefreshTask`]): nothing outlives the last signing key using the client.
@@ -35,6 +35,9 @@ const MAX_EXPIRY_BUFFER: Duration = Duration::from_secs(10);
 /// Back-off between failed background refreshes: doubling from the first, up to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_CAP: Duration = Duration::from_secs(30);
+/// After a request's fetch failed, requests served by last-resort credentials do not ask the
+/// source again for this long.
+const FAILED_FETCH_PAUSE: Duration = Duration::from_millis(500);
 
 /// Credentials and when they were obtained.
 #[derive(Clone, Debug)]
@@ -68,17 +71,19 @@ pub fn expiry_buffer(lifetime: Duration) -> Duration {
 }
 
 fn usable(held: &Held, now: SystemTime) -> bool {
-    match (held.credentials.expiry(), held.lifetime()) {
-        (Some(expiry), Some(lifetime)) => now + expiry_buffer(lifetime) < expiry,
-        _ => true,
-    }
+    expires_later_than(held, now, expiry_buffer)
 }
 
 /// Usable as a last resort when no fresh credentials can be had: not within half the expiry
 /// buffer of expiry (the other half is kept against clock skew with AWS).
 fn unexpired(held: &Held, now: SystemTime) -> bool {
+    expires_later_than(held, now, |lifetime| expiry_buffer(lifetime) / 2)
+}
+
+/// Whether `held` expires later than `now` plus the margin its lifetime gives (or never).
+fn expires_later_than(held: &Held, now: SystemTime, margin: impl Fn(Duration) -> Duration) -> bool {
     match (held.credentials.expiry(), held.lifetime()) {
-        (Some(expiry), Some(lifetime)) => now + expiry_buffer(lifetime) / 2 < expiry,
+        (Some(expiry), Some(lifetime)) => now + margin(lifetime) < expiry,
         _ => true,
     }
 }
@@ -132,7 +137,7 @@ impl State {
         self.last_failed_fetch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() < RETRY_FIRST)
+            .is_some_and(|at| at.elapsed() < FAILED_FETCH_PAUSE)
     }
 
     fn count(&self, update: impl FnOnce(&mut RefreshStats)) {
@@ -382,6 +387,15 @@ mod tests {
         }
         assert_eq!(source.load(Ordering::SeqCst), 1);
         assert_eq!(state.stats.lock().expect("stats").last_resort_uses, 5);
+    }
+
+    #[test]
+    fn after_the_pause_a_request_asks_sts_again() {
+        let (source, state) = holding_session_with(Duration::from_secs(7));
+        request(&state).expect("the held credentials serve the request");
+        std::thread::sleep(FAILED_FETCH_PAUSE + Duration::from_millis(50));
+        request(&state).expect("the held credentials serve the request");
+        assert_eq!(source.load(Ordering::SeqCst), 2);
     }
 
     #[test]
